@@ -1,0 +1,1 @@
+"""Analysis on top of the core models: the parent chain (networkx), layer dedupe, documents."""

@@ -1,0 +1,277 @@
+"""One analyzed document: raw bytes, signed payload and parsed model side by side.
+
+``analyze(response)`` is the whole offline job for one input.  It never raises on bad
+content: malformed bytes become error findings, a bad signature is a verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.findings import SEVERITY_ORDER, Finding
+from ..core.http import Response
+from ..core.jsonstrict import JSONError, loads_strict
+from ..core.jws import Envelope, open_envelope
+from ..core.manifest import Descriptor, Schema1Manifest, detect_kind, parse_descriptors, parse_schema1
+from .chain import ChainResult, build_chain
+from .layers import LayerStats, layer_stats
+
+__all__ = ["Analysis", "Digests", "analyze", "sha256_digest"]
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Digests:
+    """The three digests of spec §4 and which one the registry's header matches.
+
+    Attributes:
+        body: sha256 of the exact bytes saved.
+        payload: sha256 of the signed payload (signed schema 1 only).
+        header: the ``Docker-Content-Digest`` that came with it, if any.
+        registry: what a registry calls this document: payload digest for signed schema 1,
+            body digest otherwise.
+    """
+
+    body: str
+    payload: str | None
+    header: str | None
+    registry: str | None
+
+    @property
+    def header_matches(self) -> str | None:
+        """``payload``, ``body``, ``neither``, or None when there is no header."""
+        if self.header is None:
+            return None
+        if self.payload is not None and self.header == self.payload:
+            return "payload"
+        if self.header == self.body:
+            return "body"
+        return "neither"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form ``{body, payload, header, header_matches}``."""
+        return {"body": self.body, "payload": self.payload, "header": self.header,
+                "header_matches": self.header_matches}
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything mfkit established about one document.
+
+    Attributes:
+        response: the input as saved (raw bytes and headers).
+        kind: one of :data:`mfkit.core.manifest.KINDS`.
+        kind_from: how the kind was decided (content-type, media-type, shape, sniff).
+        digests: see :class:`Digests`.
+        payload: the signed payload bytes (signed schema 1), else None.
+        envelope: signatures and payload reconstruction (signed schema 1), else None.
+        manifest: the schema 1 model, parsed from the payload only, else None.
+        chain: the rebuilt parent chain (schema 1), else None.
+        layers: blob dedupe, else None.
+        config: config descriptor (schema 2 / OCI).
+        descriptors: layers (schema 2 / OCI) or child manifests (lists / indexes).
+        findings: every observation, most severe first.
+    """
+
+    response: Response
+    kind: str
+    kind_from: str
+    digests: Digests
+    payload: bytes | None = None
+    envelope: Envelope | None = None
+    manifest: Schema1Manifest | None = None
+    chain: ChainResult | None = None
+    layers: LayerStats | None = None
+    config: Descriptor | None = None
+    descriptors: tuple[Descriptor, ...] = ()
+    findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def source(self) -> str:
+        """Where the input came from."""
+        return self.response.source
+
+    @property
+    def signed(self) -> bool:
+        """A signed schema 1 document (even one whose signatures cannot be read)."""
+        return self.kind == "schema1-signed"
+
+    @property
+    def verified(self) -> bool | None:
+        """True: signed and every signature valid; False: signed but not; None: unsigned or not schema 1."""
+        if not self.signed:
+            return None
+        return bool(self.envelope and self.envelope.verified)
+
+    @property
+    def ok(self) -> bool:
+        """No failed verification and no error-level finding (exit code 0)."""
+        return self.verified is not False and not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def signatures(self) -> tuple:
+        """Per-signature results (empty when unsigned)."""
+        return self.envelope.signatures if self.envelope else ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object: stable keys, no secrets, no bytes."""
+        m = self.manifest
+        out: dict[str, Any] = {
+            "source": self.source,
+            "kind": self.kind,
+            "kind_from": self.kind_from,
+            "content_type": self.response.content_type,
+            "status": self.response.status,
+            "size": len(self.response.body),
+            "digest": self.digests.registry,
+            "digests": self.digests.to_dict(),
+            "signatures": [s.to_dict() for s in self.signatures],
+            "verified": self.verified,
+            "layers": self.layers.to_dict() if self.layers else None,
+            "chain": self.chain.to_dict() if self.chain else None,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if self.envelope is not None:
+            env = self.envelope
+            out["format"] = {"length": env.format_length,
+                             "tail": env.format_tail.decode("latin-1") if env.format_tail is not None else None,
+                             "payload_size": len(env.payload) if env.payload is not None else None}
+        if m is not None:
+            out.update(name=m.name, tag=m.tag, architecture=m.architecture)
+        if self.config is not None:
+            out["config"] = self.config.to_dict()
+        if self.descriptors:
+            key = "manifests" if self.kind in ("manifest-list", "oci-index") else "blobs"
+            out[key] = [d.to_dict() for d in self.descriptors]
+        if self.response.url:
+            out["url"] = self.response.url
+        if self.response.reference:
+            out["reference"] = self.response.reference
+        return out
+
+
+def analyze(response: Response) -> Analysis:
+    """Analyze one saved response.  Never raises on bad content."""
+    raw = response.body
+    findings: list[Finding] = []
+    header = response.header("docker-content-digest")
+    body_digest = sha256_digest(raw)
+    try:
+        parsed, anomalies = loads_strict(raw)
+    except JSONError as exc:
+        parsed, anomalies = None, []
+        where = f"byte {exc.offset}" if exc.offset is not None else ""
+        findings.append(Finding("json.invalid", "error", f"not valid JSON: {exc}", where))
+    kind, how = detect_kind(response.content_type, raw, parsed)
+    if response.status is not None and response.status >= 400:
+        kind = "registry-error"
+    _json_findings(anomalies, "outer document" if kind == "schema1-signed" else "document", findings)
+    if kind == "schema1-signed" and isinstance(parsed, dict) and "signatures" not in parsed:
+        kind = "schema1-unsigned"
+    env = manifest = chain = layers = config = None
+    descriptors: tuple[Descriptor, ...] = ()
+    payload = payload_digest = None
+    doc: Any = parsed
+    if kind == "schema1-signed":
+        if isinstance(parsed, dict):
+            env = open_envelope(raw, parsed)
+            findings.extend(env.findings)
+            payload = env.payload
+        if payload is not None:
+            payload_digest = sha256_digest(payload)
+            try:
+                doc, p_anomalies = loads_strict(payload)
+                _json_findings(p_anomalies, "signed payload", findings)
+                _compare_outer(parsed, doc, findings)
+            except JSONError as exc:
+                doc = None
+                findings.append(Finding("jws.payload-invalid", "error", f"the signed payload is not JSON: {exc}",
+                                        f"payload byte {exc.offset}"))
+        else:
+            doc = None
+    if kind.startswith("schema1") and doc is not None:
+        manifest, mf = parse_schema1(doc)
+        findings.extend(mf)
+        if manifest is not None:
+            top = manifest.top
+            os_name = top.data.get("os") if top is not None else None
+            chain = build_chain(manifest.entries, manifest.fs_layers_count, manifest.history_count,
+                                os_name if isinstance(os_name, str) else None)
+            findings.extend(chain.findings)
+            layers = layer_stats(manifest.blob_sums, [e.throwaway for e in manifest.entries])
+    elif kind in ("schema2", "oci-manifest", "manifest-list", "oci-index"):
+        config, descs, df = parse_descriptors(parsed, kind)
+        descriptors = tuple(descs)
+        findings.extend(df)
+        if kind in ("schema2", "oci-manifest"):
+            layers = layer_stats([d.digest for d in descs])
+        mt = parsed.get("mediaType") if isinstance(parsed, dict) else None
+        ct = response.content_type
+        if isinstance(mt, str) and ct and ct in _MANIFEST_TYPES and mt != ct:
+            findings.append(Finding("manifest.media-type-mismatch", "error",
+                                    f"Content-Type {ct} but the document says mediaType {mt} (CVE-2021-41190)",
+                                    "$.mediaType"))
+    registry_digest = payload_digest if kind == "schema1-signed" else body_digest
+    digests = Digests(body_digest, payload_digest, header, registry_digest)
+    _digest_findings(response, digests, findings)
+    findings.sort(key=lambda f: (-SEVERITY_ORDER[f.severity], f.code, f.where))
+    return Analysis(response, kind, how, digests, payload, env, manifest, chain, layers, config, descriptors,
+                    tuple(findings))
+
+
+_MANIFEST_TYPES = {
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+}
+
+
+def _json_findings(anomalies: list[tuple[str, str]], what: str, findings: list[Finding]) -> None:
+    for kind, detail in anomalies:
+        if kind == "duplicate-key":
+            findings.append(Finding("json.duplicate-key", "warning",
+                                    f"duplicate key in the {what}: parsers disagree on which one counts", detail))
+        else:
+            findings.append(Finding(f"json.{kind}", "warning", f"{kind} in the {what}", ""))
+
+
+def _compare_outer(outer: Any, payload_doc: Any, findings: list[Finding]) -> None:
+    """Report what a reader of the whole document would see differently (spec §1.3, §2.2)."""
+    if not isinstance(outer, dict) or not isinstance(payload_doc, dict):
+        return
+    for key, value in outer.items():
+        if key == "signatures":
+            continue
+        if key not in payload_doc:
+            findings.append(Finding("jws.unsigned-member", "error",
+                                    f"member {key!r} is outside the signed payload", f"$.{key}"))
+        elif payload_doc[key] != value:
+            findings.append(Finding("jws.outer-differs", "error",
+                                    f"member {key!r} read from the whole document differs from the signed payload "
+                                    "(CVE-2014-8179 class): mfkit reports the signed value", f"$.{key}"))
+
+
+def _digest_findings(response: Response, digests: Digests, findings: list[Finding]) -> None:
+    if digests.header is not None and digests.registry is not None and digests.header != digests.registry:
+        findings.append(Finding("digest.header-mismatch", "error",
+                                f"Docker-Content-Digest {digests.header} does not match the computed "
+                                f"{digests.registry} (header matches: {digests.header_matches})",
+                                "header Docker-Content-Digest"))
+    ref = response.reference or ""
+    if "@" in ref and digests.registry is not None:
+        wanted = ref.rsplit("@", 1)[1]
+        if wanted != digests.registry:
+            findings.append(Finding("digest.reference-mismatch", "error",
+                                    f"fetched by digest {wanted} but the content digest is {digests.registry}",
+                                    "reference"))
+    etag = (response.header("etag") or "").strip('"')
+    if etag.startswith("sha256:") and digests.registry is not None and etag != digests.registry:
+        findings.append(Finding("digest.etag-mismatch", "warning",
+                                f"Etag {etag} differs from the computed {digests.registry}", "header Etag"))

@@ -1,0 +1,1 @@
+"""The pure core: bytes in, values out.  No sockets, files, clock or printing here."""

@@ -1,0 +1,132 @@
+"""Strict JSON reading that keeps what Python's parser would hide (spec §2.3).
+
+Python's ``json`` accepts a UTF-8 BOM, ``NaN``/``Infinity`` and lone surrogates, and
+silently keeps the last of duplicate keys.  Go's decoder (what Docker used) rejects the
+first three and also lets keys match fields case-insensitively with Unicode folding.
+Here the first two are refused, duplicates are reported with their JSON path, and the
+rest is left to the callers that know which field names matter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["JSONError", "loads_strict", "DupDict", "json_path", "go_fold"]
+
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
+
+
+class JSONError(ValueError):
+    """Not JSON as mfkit accepts it; ``offset`` is a byte offset when known."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class DupDict(dict):
+    """A dict that remembers the keys that occurred more than once in its object."""
+
+    __slots__ = ("dups",)
+
+
+def _hook(pairs: list[tuple[str, Any]]) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        out = DupDict(d)
+        seen: set[str] = set()
+        out.dups = sorted({k for k, _ in pairs if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+        return out
+    return d
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_hook, parse_constant=_no_constant)
+
+
+def loads_strict(data: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
+    """Parse ``data`` (bytes, or text already decoded) as one JSON value.
+
+    Returns:
+        The value and a list of ``(kind, detail)`` anomalies: ``duplicate-key`` with the
+        JSON path, ``lone-surrogate``.
+
+    Raises:
+        JSONError: BOM, invalid UTF-8, NaN/Infinity, syntax error or trailing data, with
+            the byte offset where it went wrong.
+    """
+    if isinstance(data, str):
+        text = data
+        if text.startswith("\ufeff"):
+            raise JSONError("starts with a byte order mark", 0)
+    else:
+        if data.startswith(_BOM):
+            raise JSONError("starts with a UTF-8 byte order mark", 0)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JSONError(f"invalid UTF-8 at byte {exc.start}", exc.start) from None
+    try:
+        value = _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        offset = len(text[: exc.pos].encode("utf-8"))
+        raise JSONError(f"{exc.msg} at byte {offset}", offset) from None
+    except (ValueError, RecursionError) as exc:
+        raise JSONError(str(exc) if isinstance(exc, ValueError) else "nesting too deep") from None
+    anomalies: list[tuple[str, str]] = []
+    if "\\u" in text and _SURROGATE.search(text):
+        anomalies.append(("lone-surrogate", "a \\uD800-\\uDFFF escape"))
+    if _has_dups(value):
+        for path, key in _walk_dups(value, "$"):
+            anomalies.append(("duplicate-key", f"{path}.{key}" if path else key))
+    return value, anomalies
+
+
+def _has_dups(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if isinstance(v, DupDict):
+                return True
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def _walk_dups(value: Any, path: str):
+    stack = [(value, path)]
+    while stack:
+        v, p = stack.pop()
+        if isinstance(v, dict):
+            if isinstance(v, DupDict):
+                for k in v.dups:
+                    yield p, k
+            for k, child in v.items():
+                stack.append((child, f"{p}.{k}"))
+        elif isinstance(v, list):
+            for i, child in enumerate(v):
+                stack.append((child, f"{p}[{i}]"))
+
+
+def json_path(*parts: str | int) -> str:
+    """Build ``$.a[0].b`` from parts (ints are indexes)."""
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+_FOLD = str.maketrans({"\u017f": "s", "\u212a": "k"})
+
+
+def go_fold(key: str) -> str:
+    """Fold ``key`` the way Go's encoding/json matches struct fields (ſ→s, K→k, case)."""
+    return key.translate(_FOLD).lower()

@@ -1,0 +1,106 @@
+"""Turn what the user names (files, folders, ``-``) into :class:`Response` records.
+
+Reading only; nothing here writes.  A folder is walked recursively in sorted order.
+Capture sidecars (``*.meta.json``) are read with their body; a body file that has a
+sidecar beside it is not read a second time on its own.  A file holding HTTP status
+lines is split as a transcript (``curl -i`` output); anything else is a bare document.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from .capture import BODY_SUFFIX, is_capture_meta, read_capture
+from .core.http import Response
+from .core.transcript import looks_like_transcript, split_transcript
+from .errors import InputError
+
+__all__ = ["DEFAULT_MAX_SIZE", "iter_inputs", "read_path", "read_bytes_input"]
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # offline default; fetch caps manifests at 4 MiB
+_SKIP = {"SHA256SUMS", ".lock"}
+
+
+def read_bytes_input(data: bytes, source: str) -> list[Response]:
+    """Split ``data`` into responses: a transcript gives several, anything else one."""
+    if looks_like_transcript(data):
+        parts = split_transcript(data)
+        if parts:
+            return [
+                Response(source=f"{source}#{i}", body=p.body, status=p.status, headers=p.headers, url=p.url,
+                         method=p.method, body_offset=p.body_offset,
+                         meta={"transcript": True, "bounded": p.bounded, "declared_length": p.declared_length})
+                for i, p in enumerate(parts, 1)
+            ]
+    return [Response(source=source, body=data)]
+
+
+def _read_file(path: Path, max_size: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_size:
+            raise InputError(f"{path}: {size} bytes is over the limit of {max_size}", code="input.too-large",
+                             hint="raise it with --max-size")
+        with open(path, "rb") as fh:
+            return fh.read(max_size + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}", code="input.unreadable") from exc
+
+
+def read_path(path: Path, *, max_size: int = DEFAULT_MAX_SIZE) -> list[Response]:
+    """Read one file (bare document, transcript or capture sidecar)."""
+    if is_capture_meta(path):
+        return [read_capture(path, max_size=max_size)]
+    return read_bytes_input(_read_file(path, max_size), str(path))
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        names = set(files)
+        paired = any(n.endswith(".meta.json") for n in names)
+        for n in sorted(files):
+            if n.startswith(".") or n in _SKIP:
+                continue
+            if n.endswith(BODY_SUFFIX) and paired:
+                continue  # read through its sidecar
+            yield Path(root) / n
+
+
+def iter_inputs(paths: list[str], *, max_size: int = DEFAULT_MAX_SIZE, stdin=None) -> Iterator[Response | InputError]:
+    """Yield a :class:`Response` per document, or the :class:`InputError` of an input that cannot be read.
+
+    Errors are yielded, not raised, so one bad input does not stop the others.
+    """
+    for name in paths:
+        if name == "-":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            data = stream.read(max_size + 1)
+            if len(data) > max_size:
+                yield InputError(f"stdin: over the limit of {max_size} bytes", code="input.too-large")
+                continue
+            yield from read_bytes_input(data, "-")
+            continue
+        path = Path(name)
+        if path.is_dir():
+            found = False
+            for item in _walk(path):
+                found = True
+                try:
+                    yield from read_path(item, max_size=max_size)
+                except InputError as exc:
+                    exc.source = str(item)  # type: ignore[attr-defined]
+                    yield exc
+            if not found:
+                err = InputError(f"{path}: folder holds no files", code="input.empty-folder")
+                err.source = name  # type: ignore[attr-defined]
+                yield err
+            continue
+        try:
+            yield from read_path(path, max_size=max_size)
+        except InputError as exc:
+            exc.source = name  # type: ignore[attr-defined]
+            yield exc
