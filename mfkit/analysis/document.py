@@ -98,6 +98,11 @@ class Analysis:
         return self.response.source
 
     @property
+    def digest(self) -> str | None:
+        """The registry digest (payload digest for signed schema 1, body digest otherwise)."""
+        return self.digests.registry
+
+    @property
     def signed(self) -> bool:
         """A signed schema 1 document (even one whose signatures cannot be read)."""
         return self.kind == "schema1-signed"

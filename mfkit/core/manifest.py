@@ -152,6 +152,10 @@ def detect_kind(content_type: str | None, body: bytes, parsed: Any) -> tuple[str
     if isinstance(mt, str) and mt in MEDIA_TYPES:
         return MEDIA_TYPES[mt], "media-type"
     sv = parsed.get("schemaVersion")
+    # fsLayers/history with signatures is a signed schema 1 document whatever schemaVersion says
+    # (moby bad_manifest edits it to 2); the schemaVersion finding then reports the edit.
+    if "signatures" in parsed and ("fsLayers" in parsed or "history" in parsed):
+        return "schema1-signed", "shape"
     if sv == 1 and not isinstance(sv, bool):
         return ("schema1-signed" if "signatures" in parsed else "schema1-unsigned"), "shape"
     if sv == 2 and not isinstance(sv, bool):
