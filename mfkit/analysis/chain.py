@@ -30,17 +30,25 @@ class ChainResult:
     """The rebuilt chain.
 
     Attributes:
-        graph: ``networkx.DiGraph`` of v1 ids, parent -> child, with node attributes
-            ``blob_sum, created, created_by, author, throwaway, index``.
         order: ids from top to base after Docker's collapse of consecutive duplicates.
         collapsed: wire indexes removed as consecutive duplicates.
         findings: chain anomalies.
+        graph: ``networkx.DiGraph`` of v1 ids, parent -> child, with node attributes
+            ``blob_sum, created, created_by, author, throwaway, index`` (built on first use).
     """
 
-    graph: nx.DiGraph
     order: tuple[str, ...]
     collapsed: tuple[int, ...]
-    findings: tuple[Finding, ...] = field(default=())
+    findings: tuple[Finding, ...] = ()
+    kept: tuple[HistoryEntry, ...] = field(default=(), repr=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The chain as a ``networkx.DiGraph`` (parent -> child)."""
+        if "g" not in self._cache:
+            self._cache["g"] = _graph(self.kept)
+        return self._cache["g"]
 
     @property
     def ok(self) -> bool:
@@ -67,13 +75,12 @@ def build_chain(entries: tuple[HistoryEntry, ...], fs_count: int, history_count:
                 os_name: str | None = None) -> ChainResult:
     """Rebuild the chain of one schema 1 manifest.  Never raises on bad data."""
     findings: list[Finding] = []
-    graph = nx.DiGraph()
     if fs_count != history_count:  # (2)
         findings.append(Finding("chain.count-mismatch", "error",
                                 f"fsLayers has {fs_count} entries but history has {history_count}", "$.history"))
     if not entries:
         findings.append(Finding("chain.empty", "error", "the manifest has zero layers", "$.fsLayers"))
-        return ChainResult(graph, (), (), tuple(findings))
+        return ChainResult((), (), tuple(findings))
     ids = [e.id for e in entries]
     for e in entries:  # (3)
         if e.error is None and (e.id is None or not _V1_ID.fullmatch(e.id)):
@@ -103,7 +110,8 @@ def build_chain(entries: tuple[HistoryEntry, ...], fs_count: int, history_count:
             findings.append(Finding("chain.broken-parent", "error",
                                     f"entry {i} names parent {str(entries[i].parent)[:12]} but the next entry is {str(ids[i + 1])[:12]}",
                                     json_path("history", i, "v1Compatibility") + ".parent"))
-    kept = [e for e in entries if e.index not in set(collapsed)]
+    gone = set(collapsed)
+    kept = [e for e in entries if e.index not in gone]
     base = kept[-1]
     if base.parent:  # (4)
         windows = (os_name or "").lower() == "windows"
@@ -111,19 +119,28 @@ def build_chain(entries: tuple[HistoryEntry, ...], fs_count: int, history_count:
                                 f"the base entry names parent {base.parent[:12]}"
                                 + (" (allowed for Windows foreign base layers)" if windows else ""),
                                 json_path("history", base.index, "v1Compatibility") + ".parent"))
+    result_cache: dict = {}
+    if dup or broken:  # only then can the links loop
+        graph = result_cache["g"] = _graph(tuple(kept))
+        if not nx.is_directed_acyclic_graph(graph):
+            cycle = nx.find_cycle(graph)
+            findings.append(Finding("chain.cycle", "error",
+                                    "the parent links form a cycle: " + " -> ".join(a[:12] for a, _ in cycle),
+                                    "$.history"))
+    order = tuple(e.id for e in kept if e.id is not None)
+    return ChainResult(order, tuple(sorted(collapsed)), tuple(findings), tuple(kept), result_cache)
+
+
+def _graph(kept: tuple[HistoryEntry, ...]) -> nx.DiGraph:
+    graph = nx.DiGraph()
     for e in reversed(kept):
         if e.id is None:
             continue
-        if e.id not in graph:
+        if e.id not in graph or graph.nodes[e.id].get("missing"):
             graph.add_node(e.id, blob_sum=e.blob_sum, created=e.created, created_by=e.created_by,
-                           author=e.author, throwaway=bool(e.throwaway), index=e.index)
+                           author=e.author, throwaway=bool(e.throwaway), index=e.index, missing=False)
         if e.parent:
             if e.parent not in graph:
                 graph.add_node(e.parent, missing=True)
             graph.add_edge(e.parent, e.id)
-    if (dup or broken) and not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
-        findings.append(Finding("chain.cycle", "error",
-                                "the parent links form a cycle: " + " -> ".join(a[:12] for a, _ in cycle), "$.history"))
-    order = tuple(e.id for e in kept if e.id is not None)
-    return ChainResult(graph, order, tuple(sorted(collapsed)), tuple(findings))
+    return graph

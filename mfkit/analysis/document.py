@@ -13,7 +13,7 @@ from typing import Any
 from ..core.findings import SEVERITY_ORDER, Finding
 from ..core.http import Response
 from ..core.jsonstrict import JSONError, loads_strict
-from ..core.jws import Envelope, open_envelope
+from ..core.jws import Envelope, open_envelope, open_envelope_fast
 from ..core.manifest import Descriptor, Schema1Manifest, detect_kind, parse_descriptors, parse_schema1
 from .chain import ChainResult, build_chain
 from .layers import LayerStats, layer_stats
@@ -161,12 +161,38 @@ class Analysis:
         return out
 
 
+_SCHEMA1_OR_UNKNOWN = {None, "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                       "application/vnd.docker.distribution.manifest.v1+json", "application/json", "text/plain",
+                       "application/octet-stream"}
+
+
+def _fast_signed(response: Response) -> tuple[Envelope, Any, list] | None:
+    """A signed schema 1 document in libtrust's own layout: skip parsing the whole document."""
+    raw = response.body
+    if response.content_type not in _SCHEMA1_OR_UNKNOWN or b'"signatures"' not in raw[-65536:]:
+        return None
+    env = open_envelope_fast(raw)
+    if env is None:
+        return None
+    try:
+        doc, anomalies = loads_strict(env.payload)  # type: ignore[arg-type]
+    except JSONError:
+        return None
+    if not isinstance(doc, dict) or not doc or not ("fsLayers" in doc or "history" in doc or doc.get("schemaVersion") == 1):
+        return None
+    return env, doc, anomalies
+
+
 def analyze(response: Response) -> Analysis:
     """Analyze one saved response.  Never raises on bad content."""
     raw = response.body
     findings: list[Finding] = []
     header = response.header("docker-content-digest")
     body_digest = sha256_digest(raw)
+    fast = _fast_signed(response) if response.status is None or response.status < 400 else None
+    if fast is not None:
+        return _finish(response, "schema1-signed", "content-type" if response.content_type else "shape",
+                       body_digest, header, fast[0], fast[1], fast[2], findings)
     try:
         parsed, anomalies = loads_strict(raw)
     except JSONError as exc:
@@ -179,27 +205,33 @@ def analyze(response: Response) -> Analysis:
     _json_findings(anomalies, "outer document" if kind == "schema1-signed" else "document", findings)
     if kind == "schema1-signed" and isinstance(parsed, dict) and "signatures" not in parsed:
         kind = "schema1-unsigned"
-    env = manifest = chain = layers = config = None
-    descriptors: tuple[Descriptor, ...] = ()
-    payload = payload_digest = None
+    env = None
     doc: Any = parsed
+    p_anomalies: list = []
     if kind == "schema1-signed":
+        doc = None
         if isinstance(parsed, dict):
             env = open_envelope(raw, parsed)
-            findings.extend(env.findings)
-            payload = env.payload
-        if payload is not None:
-            payload_digest = sha256_digest(payload)
-            try:
-                doc, p_anomalies = loads_strict(payload)
-                _json_findings(p_anomalies, "signed payload", findings)
-                _compare_outer(parsed, doc, findings)
-            except JSONError as exc:
-                doc = None
-                findings.append(Finding("jws.payload-invalid", "error", f"the signed payload is not JSON: {exc}",
-                                        f"payload byte {exc.offset}"))
-        else:
-            doc = None
+            if env.payload is not None:
+                try:
+                    doc, p_anomalies = loads_strict(env.payload)
+                    _compare_outer(parsed, doc, findings)
+                except JSONError as exc:
+                    findings.append(Finding("jws.payload-invalid", "error", f"the signed payload is not JSON: {exc}",
+                                            f"payload byte {exc.offset}"))
+    return _finish(response, kind, how, body_digest, header, env, doc, p_anomalies, findings)
+
+
+def _finish(response: Response, kind: str, how: str, body_digest: str, header: str | None, env: Envelope | None,
+            doc: Any, p_anomalies: list, findings: list[Finding]) -> Analysis:
+    manifest = chain = layers = config = None
+    descriptors: tuple[Descriptor, ...] = ()
+    payload = env.payload if env is not None else None
+    payload_digest = sha256_digest(payload) if payload is not None else None
+    if env is not None:
+        findings.extend(env.findings)
+        _json_findings(p_anomalies, "signed payload", findings)
+    parsed = doc
     if kind.startswith("schema1") and doc is not None:
         manifest, mf = parse_schema1(doc)
         findings.extend(mf)

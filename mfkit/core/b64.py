@@ -10,6 +10,7 @@ __all__ = ["B64Error", "b64url_decode", "b64url_encode", "b64std_decode"]
 
 _URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _STD_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_URL_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
 
 
 class B64Error(ValueError):
@@ -33,7 +34,7 @@ def b64url_decode(text: str) -> tuple[bytes, list[str]]:
     """
     if not isinstance(text, str):
         raise B64Error("not a string")
-    s = text.replace("\n", "").replace(" ", "")
+    s = text.replace("\n", "").replace(" ", "") if ("\n" in text or " " in text) else text
     if not _URL_ALPHABET.fullmatch(s):
         raise B64Error("characters outside the base64url alphabet")
     anomalies = []
@@ -51,7 +52,8 @@ def b64url_decode(text: str) -> tuple[bytes, list[str]]:
         data = base64.urlsafe_b64decode(core + "=" * (-len(core) % 4))
     except binascii.Error as exc:  # pragma: no cover - alphabet and length already checked
         raise B64Error(str(exc)) from exc
-    if b64url_encode(data) != core.encode():
+    # Unused low bits of the last character must be zero in canonical form (Go is lenient).
+    if len(core) % 4 and _URL_VALUE[core[-1]] & (0x0F if len(core) % 4 == 2 else 0x03):
         anomalies.append("non-canonical")
     return data, anomalies
 

@@ -33,9 +33,13 @@ class DupDict(dict):
     __slots__ = ("dups",)
 
 
+_DUPS_SEEN = [0]  # bumped by the hook; a change during one parse means "walk for duplicates"
+
+
 def _hook(pairs: list[tuple[str, Any]]) -> dict:
     d = dict(pairs)
     if len(d) != len(pairs):
+        _DUPS_SEEN[0] += 1
         out = DupDict(d)
         seen: set[str] = set()
         out.dups = sorted({k for k, _ in pairs if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
@@ -72,6 +76,7 @@ def loads_strict(data: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JSONError(f"invalid UTF-8 at byte {exc.start}", exc.start) from None
+    before = _DUPS_SEEN[0]
     try:
         value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
@@ -82,7 +87,7 @@ def loads_strict(data: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
     anomalies: list[tuple[str, str]] = []
     if "\\u" in text and _SURROGATE.search(text):
         anomalies.append(("lone-surrogate", "a \\uD800-\\uDFFF escape"))
-    if _has_dups(value):
+    if _DUPS_SEEN[0] != before and _has_dups(value):
         for path, key in _walk_dups(value, "$"):
             anomalies.append(("duplicate-key", f"{path}.{key}" if path else key))
     return value, anomalies

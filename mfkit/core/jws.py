@@ -26,7 +26,7 @@ from .findings import Finding
 from .jsonstrict import JSONError, go_fold, loads_strict
 from .keys import KeyError_, KeyInfo, key_from_jwk, key_from_x5c
 
-__all__ = ["SignatureResult", "Envelope", "open_envelope", "find_member"]
+__all__ = ["SignatureResult", "Envelope", "open_envelope", "open_envelope_fast", "find_member"]
 
 _HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -39,9 +39,11 @@ _EC_ORDER = {
         16,
     ),
 }
-_SIG_KEY = re.compile(rb'"signatures"\s*:\s*')
-_COMMA = re.compile(rb"\s*,\s*")
-_TAIL_OK = re.compile(rb"\s*}\s*")
+_SIG_KEY = re.compile(rb'"signatures"[ \t\r\n]*:[ \t\r\n]*')
+_COMMA = re.compile(rb"[ \t\r\n]*,[ \t\r\n]*")
+_TAIL_OK = re.compile(rb"[ \t\r\n]*}[ \t\r\n]*")
+_JSON_WS = b" \t\r\n"
+_PLAIN_FIELDS = frozenset({"header", "signature", "protected", "jwk", "alg", "x5c"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +135,8 @@ def find_member(obj: dict, name: str) -> Any:
     Go matches field names case-insensitively with Unicode folding and keeps the last
     matching key (spec §2.3).
     """
-    if name in obj and all(k == name or go_fold(k) != name.lower() for k in obj):
-        return obj[name]
+    if obj.keys() <= _PLAIN_FIELDS:  # the usual case: nothing for Go to fold
+        return obj.get(name)
     found = None
     for key, value in obj.items():
         if go_fold(key) == name.lower():
@@ -181,6 +183,38 @@ def _format_params(hdr: dict) -> tuple[int | None, bytes | None, str | None, lis
     return fl, tail_bytes, None, notes
 
 
+def open_envelope_fast(raw: bytes) -> Envelope | None:
+    """The envelope of a document laid out as libtrust writes it, without parsing it whole.
+
+    Applies only when the bytes are exactly ``raw[:formatLength]``, a comma, the
+    ``signatures`` member as the last member, and ``}``: then the outer document is the
+    payload plus that one member, and nothing outside the signed range can differ from it.
+    Returns None otherwise (the caller parses the whole document and uses
+    :func:`open_envelope`).  The caller must still check that the payload is a JSON object
+    with at least one member.
+    """
+    last = None
+    for last in _SIG_KEY.finditer(raw):
+        pass
+    end = len(raw.rstrip(_JSON_WS)) - 1
+    if last is None or end < last.end() or raw[end : end + 1] != b"}":
+        return None
+    try:
+        sigs, anomalies = loads_strict(raw[last.end() : end])
+    except JSONError:
+        return None
+    if anomalies or not isinstance(sigs, list) or not sigs:
+        return None
+    env = _open(raw, sigs, last.start())
+    fl = env.format_length
+    if env.payload is None or env.findings or fl is None:
+        return None
+    comma = _COMMA.match(raw, fl)
+    if comma is None or comma.end() != last.start():
+        return None
+    return env
+
+
 def open_envelope(raw: bytes, outer: dict) -> Envelope:
     """Rebuild the payload of a signed schema 1 document and verify each signature.
 
@@ -191,7 +225,13 @@ def open_envelope(raw: bytes, outer: dict) -> Envelope:
     Returns:
         An :class:`Envelope`; it never raises for bad signatures or bad headers.
     """
-    sigs = outer.get("signatures")
+    last = None
+    for last in _SIG_KEY.finditer(raw):
+        pass
+    return _open(raw, outer.get("signatures"), last.start() if last else None)
+
+
+def _open(raw: bytes, sigs: Any, sig_offset: int | None) -> Envelope:
     if not isinstance(sigs, list):
         what = "null" if sigs is None else type(sigs).__name__
         msg = f"signatures is {what}, not an array"
@@ -241,7 +281,7 @@ def open_envelope(raw: bytes, outer: dict) -> Envelope:
     if env_error:
         findings.append(Finding("jws.payload-unrecoverable", "error", env_error, "$.signatures[*].protected"))
     else:
-        findings.extend(_layout_findings(raw, fl, tail))  # type: ignore[arg-type]
+        findings.extend(_layout_findings(raw, fl, tail, sig_offset))  # type: ignore[arg-type]
 
     b64_payload = b64url_encode(payload) if payload is not None else b""
     results = []
@@ -250,28 +290,22 @@ def open_envelope(raw: bytes, outer: dict) -> Envelope:
         if err is None and payload is None:
             err = f"payload could not be rebuilt: {env_error}"
         results.append(_check(i, sig if isinstance(sig, dict) else {}, raw_p, hdr, err, notes, b64_payload))
-    m = None
-    for m in _SIG_KEY.finditer(raw):
-        pass
-    return Envelope(payload, fl, tail, tuple(results), env_error, tuple(findings), m.start() if m else None)
+    return Envelope(payload, fl, tail, tuple(results), env_error, tuple(findings), sig_offset)
 
 
-def _layout_findings(raw: bytes, fl: int, tail: bytes) -> list[Finding]:
+def _layout_findings(raw: bytes, fl: int, tail: bytes, sig_offset: int | None) -> list[Finding]:
     out = []
     if not _TAIL_OK.fullmatch(tail):
         out.append(Finding("jws.odd-format-tail", "warning",
                            f"formatTail {tail!r} is not whitespace and a single closing brace", "protected.formatTail"))
     # Content after formatLength is not signed (spec §1.3, §2.2; moby extra_data_manifest).
-    last = None
-    for last in _SIG_KEY.finditer(raw, fl):
-        pass
     comma = _COMMA.match(raw, fl)
     start = comma.end() if comma else fl
-    if last is None:
+    if sig_offset is None or sig_offset < fl:
         out.append(Finding("jws.unsigned-content", "error",
                            f"no signatures member after the signed range (byte {fl})", f"bytes {fl}..{len(raw)}"))
-    elif comma is None or last.start() != start:
-        end = last.start()
+    elif comma is None or sig_offset != start:
+        end = sig_offset
         out.append(Finding("jws.unsigned-content", "error",
                            f"{end - fl} bytes between the end of the signed range and the signatures member are not signed",
                            f"bytes {fl}..{end}"))

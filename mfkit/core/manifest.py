@@ -54,6 +54,7 @@ _TOP_FIELDS = ("schemaVersion", "mediaType", "name", "tag", "architecture", "fsL
 _V1_FIELDS = ("id", "parent", "created", "container", "container_config", "config", "author", "comment",
               "docker_version", "architecture", "variant", "os", "Size", "throwaway", "checksum")
 _AMBIGUOUS = ("config", "layers", "manifests")
+_V1_SET = frozenset(_V1_FIELDS)
 
 
 def valid_digest(text: Any) -> bool:
@@ -178,12 +179,17 @@ def detect_kind(content_type: str | None, body: bytes, parsed: Any) -> tuple[str
     return "unknown", "shape"
 
 
+_FOLDED: dict[tuple[str, ...], tuple[frozenset[str], dict[str, str]]] = {}
+
+
 def fold_findings(obj: dict, known: tuple[str, ...], path: str) -> list[Finding]:
     """Keys that Go would match to a known field although they are spelled differently (spec §2.3)."""
     out = []
-    folded = {go_fold(k): k for k in known}
+    if known not in _FOLDED:
+        _FOLDED[known] = (frozenset(known), {go_fold(k): k for k in known})
+    exact, folded = _FOLDED[known]
     for key in obj:
-        if key in known:
+        if key in exact:
             continue
         target = folded.get(go_fold(key))
         if target:
@@ -202,7 +208,7 @@ def _entry(i: int, blob: Any, hist: Any, findings: list[Finding]) -> HistoryEntr
     if blob is not None and not valid_digest(blob_sum):
         findings.append(Finding("manifest.invalid-blobsum", "error",
                                 f"blobSum {blob_sum!r} is not a valid digest", json_path("fsLayers", i, "blobSum")))
-    where = json_path("history", i, "v1Compatibility")
+    where = f"$.history[{i}].v1Compatibility"
     raw = hist.get("v1Compatibility") if isinstance(hist, dict) else None
     if not isinstance(raw, str):
         return HistoryEntry(i, blob_sum, error="v1Compatibility missing or not a string")
@@ -215,7 +221,8 @@ def _entry(i: int, blob: Any, hist: Any, findings: list[Finding]) -> HistoryEntr
         findings.append(Finding(f"json.{kind}", "warning", f"{kind} inside v1Compatibility: {detail}", where))
     if not isinstance(data, dict):
         return HistoryEntry(i, blob_sum, error="v1Compatibility is not an object")
-    findings.extend(fold_findings(data, _V1_FIELDS, where))
+    if not data.keys() <= _V1_SET:
+        findings.extend(fold_findings(data, _V1_FIELDS, where))
     cc = data.get("container_config")
     cmd = cc.get("Cmd") if isinstance(cc, dict) else None
     cmd_t = tuple(c for c in cmd if isinstance(c, str)) if isinstance(cmd, list) else None
