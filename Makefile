@@ -26,6 +26,11 @@ registry-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry) >/dev/null 2>&1 \
 	      || echo "WARNING: apt-get could not install docker-registry; real-registry tests will be skipped"; \
 	  else echo "WARNING: docker-registry missing and not root; real-registry tests will be skipped"; fi; }
+	@# skopeo: an independent digest check in the registry tests (skipped quietly when absent)
+	@command -v skopeo >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo) >/dev/null 2>&1 \
+	      || echo "WARNING: apt-get could not install skopeo; its cross-check will be skipped"; fi; }
 
 demo: $(STAMP) registry-deps
 	$(PY) -m tests.registry.demo

@@ -21,6 +21,10 @@ from .core.http import Response
 from .core.jws import Envelope, SignatureResult, open_envelope
 from .core.keys import key_id
 from .core.manifest import KINDS, HistoryEntry, Schema1Manifest
+from .core.trust import TrustDecision, TrustPolicy
+from .analysis.corpus import Corpus
+from .analysis.diff import DiffResult
+from .analysis.history import History, HistoryRow
 from .errors import (
     AuthError,
     CaptureError,
@@ -55,6 +59,8 @@ __all__ = [
     "layer_stats",
     "open_envelope",
     "key_id",
+    "TrustPolicy",
+    "TrustDecision",
     "MfkitError",
     "UsageError",
     "InputError",
@@ -63,37 +69,95 @@ __all__ = [
     "AuthError",
     "PolicyError",
     "CaptureError",
+    "history",
+    "corpus",
+    "diff",
+    "History",
+    "HistoryRow",
+    "Corpus",
+    "DiffResult",
 ]
 
 
-def analyze_bytes(data: bytes, source: str = "<bytes>", headers: dict[str, str] | None = None) -> Analysis:
+def analyze_bytes(data: bytes, source: str = "<bytes>", headers: dict[str, str] | None = None, *,
+                  policy: TrustPolicy | None = None) -> Analysis:
     """Analyze one document given as bytes (with optional response headers).
 
     Args:
         data: the exact bytes.
         source: a label for reports.
         headers: e.g. ``{"Content-Type": ..., "Docker-Content-Digest": ...}``.
+        policy: what to trust; nothing is trusted without one.
 
     Returns:
-        The :class:`Analysis`.
+        The :class:`Analysis` (signature times are compared with the current time).
     """
-    return analyze(Response(source=source, body=data, headers=tuple((headers or {}).items())))
+    import datetime as _dt
+
+    return analyze(Response(source=source, body=data, headers=tuple((headers or {}).items())), policy=policy,
+                   now=_dt.datetime.now(_dt.timezone.utc))
 
 
-def load(*paths: str, max_size: int | None = None) -> list[Analysis]:
+def load(*paths: str, max_size: int | None = None, policy: TrustPolicy | None = None) -> list[Analysis]:
     """Read and analyze every document under ``paths`` (files, folders, transcripts, captures).
+
+    Args:
+        paths: files, folders or transcripts.
+        max_size: the largest input read, in bytes.
+        policy: what to trust (:class:`TrustPolicy`); nothing is trusted without one.
 
     Raises:
         InputError: the first input that cannot be read (use the CLI to carry on past it).
     """
+    import datetime as _dt
+
     from .inputs import DEFAULT_MAX_SIZE, iter_inputs
 
+    now = _dt.datetime.now(_dt.timezone.utc)
     out = []
     for item in iter_inputs([str(p) for p in paths], max_size=max_size or DEFAULT_MAX_SIZE):
         if isinstance(item, InputError):
             raise item
-        out.append(analyze(item))
+        out.append(analyze(item, policy=policy, now=now))
     return out
+
+
+def history(*paths: str, config: str | None = None) -> list[History]:
+    """The ``docker history`` view of every document under ``paths`` (rows newest first).
+
+    Args:
+        paths: files, folders, transcripts or capture folders.
+        config: an image config file for schema 2 / OCI manifests (default: found among the inputs by digest).
+
+    Raises:
+        InputError: the first input that cannot be read.
+    """
+    from .explore import history as _history
+
+    return _history(*paths, config=config)
+
+
+def corpus(*paths: str, jobs: int = 1) -> Corpus:
+    """Read many documents together: ``.graph``, ``.base_groups``, ``.keys``, ``.blobs``, ``.tags``.
+
+    Args:
+        paths: folders or files (read recursively, sorted).
+        jobs: worker processes; the result does not depend on it.
+    """
+    from .explore import corpus as _corpus
+
+    return _corpus(*paths, jobs=jobs)
+
+
+def diff(a: str, b: str) -> DiffResult:
+    """Compare two captures of one reference: ``re-signed`` (same payload) or ``different-image``, and what changed.
+
+    Raises:
+        InputError: unreadable input.  UsageError: an input holds no manifest or several.
+    """
+    from .explore import diff as _diff
+
+    return _diff(a, b)
 
 
 def __dir__() -> list[str]:

@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .analysis.document import analyze as analyze_response
 from .cli import EXIT_HELP, app
-from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError
+from .core.trust import TrustPolicy, parse_roots, parse_trust_keys
+from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, UsageError
 from .inputs import DEFAULT_MAX_SIZE, iter_inputs
 from .report import render_error_json, render_error_text, render_json_line, render_text, summary_line
 
 
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: {exc.strerror}", code="usage.trust-file") from exc
+
+
+def trust_policy(trust_ca: list[Path], trust_key: list[str], trust_keys: list[Path]) -> TrustPolicy:
+    """Build the trust policy from the command-line options (reads the named files)."""
+    keys: set[str] = set(trust_key)
+    roots: list = []
+    try:
+        for path in trust_keys:
+            keys |= parse_trust_keys(_read(path, "--trust-keys"))
+        for path in trust_ca:
+            roots.extend(parse_roots(_read(path, "--trust-ca")))
+    except ValueError as exc:
+        raise UsageError(f"unusable trust input: {exc}", code="usage.trust-file") from exc
+    return TrustPolicy(frozenset(keys), tuple(roots))
+
+
 @app.command("analyze", help="Analyze saved manifests: files, folders (recursive), capture folders, "
-                             "curl -i transcripts, or - for stdin. " + EXIT_HELP)
+                             "curl -i transcripts, or - for stdin. Validity (verified) and trust (trusted) "
+                             "are separate: nothing is trusted without --trust-key, --trust-keys or --trust-ca. "
+                             + EXIT_HELP)
 def analyze_cmd(
     paths: Annotated[list[str], typer.Argument(help="files, folders, or - for stdin")],
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object per document per line, keys sorted")] = False,
     max_size: Annotated[int, typer.Option("--max-size", help="largest input read, in bytes", min=1)] = DEFAULT_MAX_SIZE,
+    trust_ca: Annotated[list[Path], typer.Option("--trust-ca", help="PEM root(s) for x5c chains (repeatable)")] = [],  # noqa: B006
+    trust_key: Annotated[list[str], typer.Option("--trust-key", help="a trusted libtrust key ID (repeatable)")] = [],  # noqa: B006
+    trust_keys: Annotated[list[Path], typer.Option("--trust-keys", help="JWK set or PEM public keys to trust")] = [],  # noqa: B006
+    require_trusted: Annotated[bool, typer.Option("--require-trusted",
+                                                  help="exit 1 unless every manifest is signed and trusted")] = False,
     color: Annotated[bool, typer.Option("--color/--no-color", help="colour the text report")] = False,
 ) -> None:
+    policy = trust_policy(trust_ca, trust_key, trust_keys)
+    now = dt.datetime.now(dt.timezone.utc)  # read once: every check of this run uses the same "now"
     out = sys.stdout.buffer
     done, unreadable, bad = [], 0, False
     for item in iter_inputs(paths, max_size=max_size):
@@ -31,9 +64,9 @@ def analyze_cmd(
             out.write(render_error_json(source, item.to_dict()) if json_out
                       else render_error_text(source, item.to_dict()).encode())
             continue
-        result = analyze_response(item)
+        result = analyze_response(item, policy=policy, now=now)
         done.append(result)
-        bad |= not result.ok
+        bad |= not result.ok or (require_trusted and result.is_manifest and result.trusted is not True)
         out.write(render_json_line(result) if json_out else render_text(result, color=color).encode() + b"\n")
         out.flush()
     if not json_out:

@@ -43,6 +43,10 @@ try:  # `fetch` lives in its own module (issue 3)
     from . import _cli_fetch  # noqa: E402,F401
 except ImportError:  # pragma: no cover - while the module does not exist yet
     pass
+try:  # `history`, `corpus`, `diff`, `report`
+    from . import _cli_history  # noqa: E402,F401
+except ImportError:  # pragma: no cover - while the module does not exist yet
+    pass
 
 
 def main() -> None:

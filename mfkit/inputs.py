@@ -4,6 +4,8 @@ Reading only; nothing here writes.  A folder is walked recursively in sorted ord
 Capture sidecars (``*.meta.json``) are read with their body; a body file that has a
 sidecar beside it is not read a second time on its own.  A file holding HTTP status
 lines is split as a transcript (``curl -i`` output); anything else is a bare document.
+Folder walks skip dot-files and files named like data or prose (``.jsonl``, ``.tsv``,
+``.yaml``, ``.md``, ``.pem``...); a file named on the command line is always read.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ __all__ = ["DEFAULT_MAX_SIZE", "iter_inputs", "read_path", "read_bytes_input"]
 
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # offline default; fetch caps manifests at 4 MiB
 _SKIP = {"SHA256SUMS", ".lock"}
+# Folder walks skip files that are plainly not saved responses (named files are always read).
+_SKIP_SUFFIXES = (".jsonl", ".tsv", ".csv", ".yaml", ".yml", ".md", ".pem", ".crt", ".key", ".py", ".ipynb")
 
 
 def read_bytes_input(data: bytes, source: str) -> list[Response]:
@@ -63,7 +67,7 @@ def _walk(folder: Path) -> Iterator[Path]:
         names = set(files)
         paired = any(n.endswith(".meta.json") for n in names)
         for n in sorted(files):
-            if n.startswith(".") or n in _SKIP:
+            if n.startswith(".") or n in _SKIP or n.endswith(_SKIP_SUFFIXES):
                 continue
             if n.endswith(BODY_SUFFIX) and paired:
                 continue  # read through its sidecar

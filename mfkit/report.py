@@ -30,7 +30,7 @@ def render_error_json(source: str, error: dict[str, Any]) -> bytes:
 
 def _console(width: int, color: bool) -> Console:
     return Console(file=io.StringIO(), width=width, force_terminal=color, color_system="standard" if color else None,
-                   highlight=False, soft_wrap=True)
+                   highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def _verdict(a: Analysis) -> Text:
@@ -39,6 +39,12 @@ def _verdict(a: Analysis) -> Text:
     if a.verified is False:
         return Text("NOT VERIFIED", style="bold red")
     return Text("unsigned" if a.kind.startswith("schema1") else "no signature to verify", style="dim")
+
+
+def _trusted_word(a: Analysis) -> str:
+    if a.trusted is None:
+        return "unknown (no trust input: a valid signature only proves the embedded key signed it)"
+    return "yes" if a.trusted else "NO"
 
 
 def render_text(analysis: Analysis, *, width: int = 160, color: bool = False) -> str:
@@ -67,15 +73,19 @@ def render_text(analysis: Analysis, *, width: int = 160, color: bool = False) ->
             con.print(f"   signed range: bytes 0..{env.format_length} + formatTail {env.format_tail!r}")
         if env.signatures:
             t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-            for col in ("   #", "alg", "key", "key id", "source", "time"):
+            for col in ("   #", "alg", "key", "key id", "source", "time", "trust"):
                 t.add_column(col, no_wrap=True)
             t.add_column("result", overflow="fold")
-            for s in env.signatures:
+            for i, s in enumerate(env.signatures):
                 result = Text("valid", style="green") if s.valid else Text(f"INVALID: {s.error}", style="red")
+                trust = a.trust[i].status if i < len(a.trust) else "unknown"
                 t.add_row(f"   {s.index}", s.alg or "-", s.key_type or "-", s.key_id or (s.jwk_kid or "-"),
-                          s.key_source or "-", s.time or "-", result)
+                          s.key_source or "-", s.time or "-", trust, result)
             con.print("   signatures")
             con.print(t)
+            for i, dec in enumerate(a.trust):
+                con.print(f"     trust #{i}: {dec.status}: {dec.reason}")
+            con.print(f"   trusted: {_trusted_word(a)}")
     if a.layers is not None:
         ls = a.layers
         con.print(f"   layers: {ls.entries} entries, {ls.unique_blobs} unique blobs, {ls.empty} empty, "

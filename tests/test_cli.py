@@ -108,3 +108,10 @@ def test_help_documents_exit_codes():
     text = run.stdout.decode()
     for code in ("0 all inputs", "1 a verification failed", "2 usage", "3 an input"):
         assert code in " ".join(text.split())
+
+
+def test_text_report_prints_document_text_literally_markup_injection():
+    doc = b'{"schemaVersion":1,"name":"[bold]x[/var/cache/app] :smile:","fsLayers":[],"history":[]}'
+    run = mfkit("analyze", "-", stdin=doc)
+    assert run.returncode == 1 and b"Traceback" not in run.stderr
+    assert b"[bold]x[/var/cache/app] :smile:" in run.stdout

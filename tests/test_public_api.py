@@ -7,9 +7,10 @@ import mfkit
 EXPECTED = {
     "__version__", "load", "analyze", "analyze_bytes", "Analysis", "Digests", "Response", "Envelope",
     "SignatureResult", "Schema1Manifest", "HistoryEntry", "ChainResult", "LayerStats", "Finding", "KINDS",
-    "EMPTY_BLOBS", "build_chain", "layer_stats", "open_envelope", "key_id",
+    "EMPTY_BLOBS", "build_chain", "layer_stats", "open_envelope", "key_id", "TrustPolicy", "TrustDecision",
     "MfkitError", "UsageError", "InputError", "FetchError", "RegistryError", "AuthError", "PolicyError",
     "CaptureError",
+    "history", "corpus", "diff", "History", "HistoryRow", "Corpus", "DiffResult",
 }
 
 

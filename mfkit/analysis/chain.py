@@ -120,7 +120,7 @@ def build_chain(entries: tuple[HistoryEntry, ...], fs_count: int, history_count:
                                 + (" (allowed for Windows foreign base layers)" if windows else ""),
                                 json_path("history", base.index, "v1Compatibility") + ".parent"))
     result_cache: dict = {}
-    if dup or broken:  # only then can the links loop
+    if dup or broken or base.parent:  # only then can the links loop
         graph = result_cache["g"] = _graph(tuple(kept))
         if not nx.is_directed_acyclic_graph(graph):
             cycle = nx.find_cycle(graph)

@@ -6,7 +6,9 @@ content: malformed bytes become error findings, a bad signature is a verdict.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ from ..core.http import Response
 from ..core.jsonstrict import JSONError, loads_strict
 from ..core.jws import Envelope, open_envelope, open_envelope_fast
 from ..core.manifest import Descriptor, Schema1Manifest, detect_kind, parse_descriptors, parse_schema1
+from ..core.trust import TrustDecision, TrustPolicy, decide
 from .chain import ChainResult, build_chain
 from .layers import LayerStats, layer_stats
 
@@ -91,6 +94,8 @@ class Analysis:
     config: Descriptor | None = None
     descriptors: tuple[Descriptor, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
+    trust: tuple[TrustDecision, ...] = ()
+    policy_given: bool = False
 
     @property
     def source(self) -> str:
@@ -115,6 +120,25 @@ class Analysis:
         return bool(self.envelope and self.envelope.verified)
 
     @property
+    def trusted(self) -> bool | None:
+        """True: signed, every signature valid and trusted; False: a policy was given and it is not;
+        None: no trust input, or nothing signed to trust.  Validity alone never makes it True."""
+        if not self.signed or not self.policy_given:
+            return None
+        return bool(self.trust) and self.verified is True and all(t.status == "trusted" for t in self.trust)
+
+    @property
+    def is_manifest(self) -> bool:
+        """A manifest kind (not a token answer, tag list, catalog, error or config)."""
+        return self.kind in ("schema1-signed", "schema1-unsigned", "schema2", "oci-manifest", "manifest-list",
+                             "oci-index", "unknown")
+
+    def _repr_html_(self) -> str:
+        from ..notebook import analysis_html
+
+        return analysis_html(self)
+
+    @property
     def ok(self) -> bool:
         """No failed verification and no error-level finding (exit code 0)."""
         return self.verified is not False and not any(f.severity == "error" for f in self.findings)
@@ -123,6 +147,15 @@ class Analysis:
     def signatures(self) -> tuple:
         """Per-signature results (empty when unsigned)."""
         return self.envelope.signatures if self.envelope else ()
+
+    def _sig_dict(self, i: int, sig: Any) -> dict[str, Any]:
+        out = sig.to_dict()
+        decision = self.trust[i] if i < len(self.trust) else None
+        out["trust"] = decision.status if decision else "unknown"
+        out["trust_reason"] = decision.reason if decision else None
+        if decision and decision.chain:
+            out["chain_checks"] = [c.to_dict() for c in decision.chain]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object: stable keys, no secrets, no bytes."""
@@ -136,8 +169,9 @@ class Analysis:
             "size": len(self.response.body),
             "digest": self.digests.registry,
             "digests": self.digests.to_dict(),
-            "signatures": [s.to_dict() for s in self.signatures],
+            "signatures": [self._sig_dict(i, s) for i, s in enumerate(self.signatures)],
             "verified": self.verified,
+            "trusted": self.trusted,
             "layers": self.layers.to_dict() if self.layers else None,
             "chain": self.chain.to_dict() if self.chain else None,
             "findings": [f.to_dict() for f in self.findings],
@@ -183,8 +217,16 @@ def _fast_signed(response: Response) -> tuple[Envelope, Any, list] | None:
     return env, doc, anomalies
 
 
-def analyze(response: Response) -> Analysis:
-    """Analyze one saved response.  Never raises on bad content."""
+def analyze(response: Response, *, policy: TrustPolicy | None = None, now: dt.datetime | None = None) -> Analysis:
+    """Analyze one saved response.  Never raises on bad content.
+
+    Args:
+        response: the saved bytes and headers.
+        policy: what the user trusts; None or empty trusts nothing.
+        now: the reference time for "in the future" and chain checks (the caller reads the
+            clock once); the fetch time of the response wins when it is known.
+    """
+    ctx = (policy or TrustPolicy(), now)
     raw = response.body
     findings: list[Finding] = []
     header = response.header("docker-content-digest")
@@ -192,13 +234,13 @@ def analyze(response: Response) -> Analysis:
     fast = _fast_signed(response) if response.status is None or response.status < 400 else None
     if fast is not None:
         return _finish(response, "schema1-signed", "content-type" if response.content_type else "shape",
-                       body_digest, header, fast[0], fast[1], fast[2], findings)
+                       body_digest, header, fast[0], fast[1], fast[2], findings, ctx)
     try:
         parsed, anomalies = loads_strict(raw)
     except JSONError as exc:
         parsed, anomalies = None, []
         where = f"byte {exc.offset}" if exc.offset is not None else ""
-        findings.append(Finding("json.invalid", "error", f"not valid JSON: {exc}", where))
+        findings.append(Finding(exc.code, "error", f"not valid JSON: {exc}", where))
     kind, how = detect_kind(response.content_type, raw, parsed)
     if response.status is not None and response.status >= 400:
         kind = "registry-error"
@@ -219,11 +261,11 @@ def analyze(response: Response) -> Analysis:
                 except JSONError as exc:
                     findings.append(Finding("jws.payload-invalid", "error", f"the signed payload is not JSON: {exc}",
                                             f"payload byte {exc.offset}"))
-    return _finish(response, kind, how, body_digest, header, env, doc, p_anomalies, findings)
+    return _finish(response, kind, how, body_digest, header, env, doc, p_anomalies, findings, ctx)
 
 
 def _finish(response: Response, kind: str, how: str, body_digest: str, header: str | None, env: Envelope | None,
-            doc: Any, p_anomalies: list, findings: list[Finding]) -> Analysis:
+            doc: Any, p_anomalies: list, findings: list[Finding], ctx: tuple) -> Analysis:
     manifest = chain = layers = config = None
     descriptors: tuple[Descriptor, ...] = ()
     payload = env.payload if env is not None else None
@@ -257,9 +299,92 @@ def _finish(response: Response, kind: str, how: str, body_digest: str, header: s
     registry_digest = payload_digest if kind == "schema1-signed" else body_digest
     digests = Digests(body_digest, payload_digest, header, registry_digest)
     _digest_findings(response, digests, findings)
+    policy, now = ctx
+    reference_time = _parse_time(response.fetched_at) or now
+    trust: tuple[TrustDecision, ...] = ()
+    if env is not None:
+        if not policy.empty:
+            trust = tuple(decide(sg, policy, now) for sg in env.signatures)
+        _time_findings(env, manifest, reference_time, response.fetched_at is not None, findings)
+    if manifest is not None:
+        _reference_findings(response, manifest, findings)
     findings.sort(key=lambda f: (-SEVERITY_ORDER[f.severity], f.code, f.where))
     return Analysis(response, kind, how, digests, payload, env, manifest, chain, layers, config, descriptors,
-                    tuple(findings))
+                    tuple(findings), trust, not policy.empty)
+
+
+_SKEW = dt.timedelta(minutes=5)
+_MANIFEST_URL = re.compile(r"/v2/(.+)/manifests/([^/?#]+)")
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        # RFC 3339 with nanoseconds (Docker's created): keep microseconds.
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text.strip())
+        if not m:
+            return None
+        frac = (m.group(2) or ".0")[:7]
+        value = dt.datetime.fromisoformat(m.group(1) + frac + (m.group(3) or "Z").replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _time_findings(env: Envelope, manifest: Schema1Manifest | None, reference: dt.datetime | None,
+                   fetched: bool, findings: list[Finding]) -> None:
+    """libtrust never checks the protected ``time`` (spec §1.9): mfkit compares it."""
+    created = None
+    if manifest is not None:
+        stamps = [t for t in (_parse_time(e.created) for e in manifest.entries) if t is not None]
+        created = max(stamps) if stamps else None
+    for sg in env.signatures:
+        when = _parse_time(sg.time)
+        where = f"$.signatures[{sg.index}].protected.time"
+        if sg.time is not None and when is None:
+            findings.append(Finding("jws.time-invalid", "warning", f"protected time {sg.time!r} is not RFC 3339", where))
+            continue
+        if when is None:
+            continue
+        if reference is not None and when > reference + _SKEW:
+            what = "the time it was fetched" if fetched else "now"
+            findings.append(Finding("jws.time-future", "warning",
+                                    f"signature {sg.index} claims {sg.time}, later than {what} "
+                                    f"({reference.strftime('%Y-%m-%dT%H:%M:%SZ')})", where))
+        if created is not None and when < created:
+            findings.append(Finding("jws.time-before-created", "warning",
+                                    f"signature {sg.index} claims {sg.time}, before the image was created "
+                                    f"({created.strftime('%Y-%m-%dT%H:%M:%SZ')})", where))
+
+
+def _reference_findings(response: Response, manifest: Schema1Manifest, findings: list[Finding]) -> None:
+    """name/tag in the payload against what the document was fetched as (schema 1 carries both)."""
+    name = tag = None
+    ref = response.reference
+    if ref:
+        body, _, _digest = ref.partition("@")
+        last = body.rsplit("/", 1)[-1]
+        if ":" in last:
+            body, tag = body.rsplit(":", 1)
+        parts = body.split("/")
+        if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+            parts = parts[1:]
+        name = "/".join(parts) or None
+        if name and "/" not in name and body.startswith(("docker.io/", "registry-1.docker.io/", "index.docker.io/")):
+            name = "library/" + name
+    elif response.url:
+        m = _MANIFEST_URL.search(response.url)
+        if m:
+            name, tag = m.group(1), m.group(2)
+            if tag.startswith("sha256:"):
+                tag = None
+    if name and manifest.name is not None and name != manifest.name:
+        findings.append(Finding("manifest.reference-mismatch", "warning",
+                                f"the payload names repository {manifest.name!r} but it was fetched as {name!r}", "$.name"))
+    if tag and manifest.tag is not None and tag != manifest.tag:
+        findings.append(Finding("manifest.reference-mismatch", "warning",
+                                f"the payload names tag {manifest.tag!r} but it was fetched as {tag!r}", "$.tag"))
 
 
 _MANIFEST_TYPES = {

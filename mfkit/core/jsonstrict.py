@@ -20,11 +20,18 @@ _SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
 
 
 class JSONError(ValueError):
-    """Not JSON as mfkit accepts it; ``offset`` is a byte offset when known."""
+    """Not JSON as mfkit accepts it.
 
-    def __init__(self, message: str, offset: int | None = None) -> None:
+    Attributes:
+        offset: byte offset where it went wrong, when known.
+        code: ``json.bom``, ``json.invalid-utf8``, ``json.nan``, ``json.trailing-data``,
+            ``json.too-deep`` or ``json.invalid``.
+    """
+
+    def __init__(self, message: str, offset: int | None = None, code: str = "json.invalid") -> None:
         super().__init__(message)
         self.offset = offset
+        self.code = code
 
 
 class DupDict(dict):
@@ -68,22 +75,26 @@ def loads_strict(data: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
     if isinstance(data, str):
         text = data
         if text.startswith("\ufeff"):
-            raise JSONError("starts with a byte order mark", 0)
+            raise JSONError("starts with a byte order mark", 0, "json.bom")
     else:
         if data.startswith(_BOM):
-            raise JSONError("starts with a UTF-8 byte order mark", 0)
+            raise JSONError("starts with a UTF-8 byte order mark (Go refuses it; Python would shift every offset by 3)",
+                            0, "json.bom")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JSONError(f"invalid UTF-8 at byte {exc.start}", exc.start) from None
+            raise JSONError(f"invalid UTF-8 at byte {exc.start}", exc.start, "json.invalid-utf8") from None
     before = _DUPS_SEEN[0]
     try:
         value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         offset = len(text[: exc.pos].encode("utf-8"))
-        raise JSONError(f"{exc.msg} at byte {offset}", offset) from None
-    except (ValueError, RecursionError) as exc:
-        raise JSONError(str(exc) if isinstance(exc, ValueError) else "nesting too deep") from None
+        code = "json.trailing-data" if exc.msg == "Extra data" else "json.invalid"
+        raise JSONError(f"{exc.msg} at byte {offset}", offset, code) from None
+    except RecursionError:
+        raise JSONError("nesting too deep", None, "json.too-deep") from None
+    except ValueError as exc:  # parse_constant: NaN, Infinity, -Infinity (Go rejects them)
+        raise JSONError(str(exc), None, "json.nan") from None
     anomalies: list[tuple[str, str]] = []
     if "\\u" in text and _SURROGATE.search(text):
         anomalies.append(("lone-surrogate", "a \\uD800-\\uDFFF escape"))

@@ -80,6 +80,7 @@ class SignatureResult:
     x5c_len: int = 0
     high_s: bool | None = None
     anomalies: tuple[str, ...] = ()
+    jwk_present: bool = False
     certificates: tuple = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def open_envelope_fast(raw: bytes) -> Envelope | None:
         return None
     env = _open(raw, sigs, last.start())
     fl = env.format_length
-    if env.payload is None or env.findings or fl is None:
+    if env.payload is None or fl is None:
         return None
     comma = _COMMA.match(raw, fl)
     if comma is None or comma.end() != last.start():
@@ -282,6 +283,11 @@ def _open(raw: bytes, sigs: Any, sig_offset: int | None) -> Envelope:
         findings.append(Finding("jws.payload-unrecoverable", "error", env_error, "$.signatures[*].protected"))
     else:
         findings.extend(_layout_findings(raw, fl, tail, sig_offset))  # type: ignore[arg-type]
+        layout = _layout_deviations(raw, fl, payload, sigs)  # type: ignore[arg-type]
+        if layout:
+            findings.append(Finding("jws.non-canonical-layout", "info",
+                                    "not laid out the way libtrust writes signed documents: " + "; ".join(layout),
+                                    f"bytes {fl}..{len(raw)}"))
 
     b64_payload = b64url_encode(payload) if payload is not None else b""
     results = []
@@ -290,7 +296,69 @@ def _open(raw: bytes, sigs: Any, sig_offset: int | None) -> Envelope:
         if err is None and payload is None:
             err = f"payload could not be rebuilt: {env_error}"
         results.append(_check(i, sig if isinstance(sig, dict) else {}, raw_p, hdr, err, notes, b64_payload))
+    for r in results:
+        findings.extend(_signature_findings(r))
     return Envelope(payload, fl, tail, tuple(results), env_error, tuple(findings), sig_offset)
+
+
+# libtrust marshals the protected header from a Go map: sorted keys, no spaces (spec §1.2).
+# (Compare decoded bytes: only the first 21 base64url characters are fixed, not 22.)
+_LIBTRUST_PROTECTED = re.compile(rb'\{"formatLength":\d+,"formatTail":"[A-Za-z0-9_-]*","time":"[^"]*"\}')
+
+
+def _layout_deviations(raw: bytes, fl: int, payload: bytes, sigs: list) -> list[str]:
+    """Differences from libtrust's PrettySignature layout (spec §1.1); a producer fingerprint."""
+    out = []
+    rest = raw[fl:]
+    raw = raw.rstrip(b"\r\n")  # a file saved with a final newline is not a layout change
+    if payload.startswith(b"{\n"):
+        q = payload.find(b'"')
+        indent = payload[2:q] if q > 2 else b""
+        if not rest.startswith(b",\n" + indent + b'"signatures": [') or not raw.endswith(b"\n" + indent + b"]\n}"):
+            out.append(f"signatures block is not indented like the payload ({len(indent)} spaces)")
+    elif not rest.startswith(b',"signatures":[') or not raw.endswith(b"]}"):
+        out.append("compact payload but the signatures block is not compact")
+    keys = []
+    for sig in sigs:
+        if not isinstance(sig, dict):
+            continue
+        prot = sig.get("protected")
+        try:
+            decoded = b64url_decode(prot)[0] if isinstance(prot, str) else b""
+        except B64Error:
+            decoded = b""
+        if not _LIBTRUST_PROTECTED.fullmatch(decoded):
+            out.append("protected header not written by libtrust (member order or spacing)")
+            break
+    for sig in sigs:
+        hdr = sig.get("header") if isinstance(sig, dict) else None
+        jwk = hdr.get("jwk") if isinstance(hdr, dict) else None
+        kid = jwk.get("kid") if isinstance(jwk, dict) else None
+        if isinstance(kid, str):
+            keys.append((kid, str(sig.get("signature"))))
+    if len(keys) == len(sigs) and keys != sorted(keys):
+        out.append("signatures not sorted by key ID")
+    return out
+
+
+def _signature_findings(r: SignatureResult) -> list[Finding]:
+    where = f"$.signatures[{r.index}]"
+    out = []
+    if not r.valid:
+        out.append(Finding("jws.signature-invalid", "error", f"signature {r.index} is not valid: {r.error}", where))
+    if r.x5c_len and r.jwk_present:
+        # libtrust takes x5c and ignores jwk, with no consistency check (spec §1.6).
+        out.append(Finding("jws.x5c-and-jwk", "warning",
+                           f"signature {r.index} carries both x5c and jwk: the x5c leaf ({r.key_id}) is the key that "
+                           f"counts; a naive reader would show the jwk kid {r.jwk_kid}", where + ".header"))
+    for a in r.anomalies:
+        code = "jws.b64-padded" if a.endswith("padded") else "jws.b64-non-canonical" if a.endswith("non-canonical") else "jws.encoding"
+        out.append(Finding(code, "info", f"signature {r.index}: {a} base64url (libtrust accepts it; spec §1.5)", where))
+    if r.high_s:
+        out.append(Finding("jws.high-s", "info",
+                           f"signature {r.index} uses the high-s ECDSA form: valid, but signatures are malleable (spec §1.7)",
+                           where + ".signature"))
+    return out
 
 
 def _layout_findings(raw: bytes, fl: int, tail: bytes, sig_offset: int | None) -> list[Finding]:
@@ -321,7 +389,7 @@ def _check(i: int, sig: dict, raw_p: str | None, hdr: dict | None, err: str | No
     jwk_kid = jwk.get("kid") if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str) else None
     x5c = header.get("x5c")
     when = hdr.get("time") if hdr and isinstance(hdr.get("time"), str) else None
-    base = dict(index=i, alg=alg, jwk_kid=jwk_kid, time=when,
+    base = dict(index=i, alg=alg, jwk_kid=jwk_kid, time=when, jwk_present=jwk is not None,
                 x5c_len=len(x5c) if isinstance(x5c, list) else 0)
     if err:
         return SignatureResult(error=err, anomalies=tuple(notes), **base)
