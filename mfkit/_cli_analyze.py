@@ -9,12 +9,10 @@ from typing import Annotated
 
 import typer
 
-from .analysis.document import analyze as analyze_response
 from .cli import EXIT_HELP, app
-from .core.trust import TrustPolicy, parse_roots, parse_trust_keys
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, UsageError
-from .inputs import DEFAULT_MAX_SIZE, iter_inputs
-from .report import render_error_json, render_error_text, render_json_line, render_text, summary_line
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # = mfkit.inputs.DEFAULT_MAX_SIZE (checked by a test); no import at start-up
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -24,8 +22,10 @@ def _read(path: Path, what: str) -> bytes:
         raise UsageError(f"{what} {path}: {exc.strerror}", code="usage.trust-file") from exc
 
 
-def trust_policy(trust_ca: list[Path], trust_key: list[str], trust_keys: list[Path]) -> TrustPolicy:
+def trust_policy(trust_ca: list[Path], trust_key: list[str], trust_keys: list[Path]):
     """Build the trust policy from the command-line options (reads the named files)."""
+    from .core.trust import TrustPolicy, parse_roots, parse_trust_keys
+
     keys: set[str] = set(trust_key)
     roots: list = []
     try:
@@ -53,6 +53,10 @@ def analyze_cmd(
                                                   help="exit 1 unless every manifest is signed and trusted")] = False,
     color: Annotated[bool, typer.Option("--color/--no-color", help="colour the text report")] = False,
 ) -> None:
+    from .analysis.document import analyze as analyze_response
+    from .inputs import iter_inputs
+    from .report import render_error_json, render_error_text, render_json_line, render_text, summary_line
+
     policy = trust_policy(trust_ca, trust_key, trust_keys)
     now = dt.datetime.now(dt.timezone.utc)  # read once: every check of this run uses the same "now"
     out = sys.stdout.buffer

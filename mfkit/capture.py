@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write",
     "write_capture",
     "read_capture",
+    "sync",
     "is_capture_meta",
 ]
 
@@ -78,15 +79,24 @@ def capture_dir(root: Path, host: str, repository: str | None, kind: str, ref: s
     return root.joinpath(*parts)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Args:
+        path: the final name.
+        data: the bytes.
+        durable: fsync the file before the rename.  A batch writer may pass False and call
+            :func:`sync` once at the end: the rename alone already guarantees that no
+            partial file is ever visible.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -94,16 +104,21 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _update_sums(folder: Path) -> None:
+def _update_sums(folder: Path, durable: bool) -> None:
     lock = folder / ".lock"
     with open(lock, "a+b") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         names = sorted(p.name for p in folder.glob("*" + BODY_SUFFIX))
         lines = "".join(f"{n[: -len(BODY_SUFFIX)]}  {n}\n" for n in names)
-        atomic_write(folder / "SHA256SUMS", lines.encode())
+        atomic_write(folder / "SHA256SUMS", lines.encode(), durable=durable)
 
 
-def write_capture(folder: Path, body: bytes, meta: dict[str, Any]) -> Path:
+def sync() -> None:
+    """Flush everything written so far to stable storage (one call at the end of a batch)."""
+    os.sync()
+
+
+def write_capture(folder: Path, body: bytes, meta: dict[str, Any], *, durable: bool = True) -> Path:
     """Store one response: the body (once per sha256) and a new metadata sidecar.
 
     Args:
@@ -111,6 +126,7 @@ def write_capture(folder: Path, body: bytes, meta: dict[str, Any]) -> Path:
         body: the bytes to keep.
         meta: the sidecar fields (request, time, status, headers, reference, grant...).
             ``body`` and ``mfkit_capture`` are filled in here.
+        durable: fsync each file (see :func:`atomic_write`).
 
     Returns:
         The path of the sidecar written.
@@ -126,14 +142,15 @@ def write_capture(folder: Path, body: bytes, meta: dict[str, Any]) -> Path:
     try:
         body_path = folder / (hexd + BODY_SUFFIX)
         if not body_path.exists():
-            atomic_write(body_path, body)
-            _update_sums(folder)
+            atomic_write(body_path, body, durable=durable)
+            _update_sums(folder, durable)
         meta_path = folder / f"{stamp}-{hexd[:12]}{META_SUFFIX}"
         n = 1
         while meta_path.exists():
             n += 1
             meta_path = folder / f"{stamp}-{hexd[:12]}-{n}{META_SUFFIX}"
-        atomic_write(meta_path, orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+        atomic_write(meta_path, orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2),
+                     durable=durable)
     except OSError as exc:
         raise CaptureError(f"cannot write capture in {folder}: {exc.strerror}", code="capture.write") from exc
     return meta_path

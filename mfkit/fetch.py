@@ -275,7 +275,7 @@ class _Run:
         with self._lock:
             folder_lock = self._folder_locks.setdefault(folder, threading.Lock())
         with folder_lock:  # sidecar names are chosen by probing the folder: one writer per folder
-            path = capture.write_capture(folder, ex.body, meta)
+            path = capture.write_capture(folder, ex.body, meta, durable=False)  # synced once at the end
         item = Fetched(label, ex.kind, media_type, digest, str(path), notes or [])
         with self._lock:
             self.summary.fetched.append(item)
@@ -452,4 +452,5 @@ def fetch(references: list[str], options: FetchOptions, progress: Callable[[str]
                 raise
     finally:
         run.close()
+        capture.sync()  # one flush for the whole batch; renames already kept files whole
     return run.summary

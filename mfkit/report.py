@@ -58,6 +58,12 @@ def render_text(analysis: Analysis, *, width: int = 160, color: bool = False) ->
         con.print(f"   name {m.name}  tag {m.tag}  architecture {m.architecture}")
     if a.response.url:
         con.print(f"   fetched {a.response.method or 'GET'} {a.response.url}")
+    grant = a.grant or a.response.grant
+    if grant and grant.get("format") == "jwt":
+        access = ", ".join(f"{x.get('type')}:{x.get('name')}:{','.join(x.get('actions') or []) or '(none)'}"
+                           for x in grant.get("access") or []) or "(nothing)"
+        con.print(f"   token grant: issuer {grant.get('issuer')} subject {grant.get('subject')!r} "
+                  f"audience {grant.get('audience')} access {access} expires {grant.get('expires_at')}")
     d = a.digests
     con.print("   digests")
     con.print(f"     registry digest  {d.registry}")

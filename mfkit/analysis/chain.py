@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from ..core.findings import Finding
 from ..core.jsonstrict import json_path
@@ -121,6 +123,8 @@ def build_chain(entries: tuple[HistoryEntry, ...], fs_count: int, history_count:
                                 json_path("history", base.index, "v1Compatibility") + ".parent"))
     result_cache: dict = {}
     if dup or broken or base.parent:  # only then can the links loop
+        import networkx as nx  # imported on first use: plain analysis never needs it
+
         graph = result_cache["g"] = _graph(tuple(kept))
         if not nx.is_directed_acyclic_graph(graph):
             cycle = nx.find_cycle(graph)
@@ -132,6 +136,8 @@ def build_chain(entries: tuple[HistoryEntry, ...], fs_count: int, history_count:
 
 
 def _graph(kept: tuple[HistoryEntry, ...]) -> nx.DiGraph:
+    import networkx as nx
+
     graph = nx.DiGraph()
     for e in reversed(kept):
         if e.id is None:

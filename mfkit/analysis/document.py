@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.auth import decode_grant
 from ..core.findings import SEVERITY_ORDER, Finding
 from ..core.http import Response
 from ..core.jsonstrict import JSONError, loads_strict
@@ -96,6 +97,7 @@ class Analysis:
     findings: tuple[Finding, ...] = field(default=())
     trust: tuple[TrustDecision, ...] = ()
     policy_given: bool = False
+    grant: dict | None = None
 
     @property
     def source(self) -> str:
@@ -188,6 +190,9 @@ class Analysis:
         if self.descriptors:
             key = "manifests" if self.kind in ("manifest-list", "oci-index") else "blobs"
             out[key] = [d.to_dict() for d in self.descriptors]
+        grant = self.grant or self.response.grant
+        if grant:
+            out["grant"] = grant
         if self.response.url:
             out["url"] = self.response.url
         if self.response.reference:
@@ -308,9 +313,27 @@ def _finish(response: Response, kind: str, how: str, body_digest: str, header: s
         _time_findings(env, manifest, reference_time, response.fetched_at is not None, findings)
     if manifest is not None:
         _reference_findings(response, manifest, findings)
+    grant = _token_grant(parsed, findings) if kind == "token-response" else None
     findings.sort(key=lambda f: (-SEVERITY_ORDER[f.severity], f.code, f.where))
     return Analysis(response, kind, how, digests, payload, env, manifest, chain, layers, config, descriptors,
-                    tuple(findings), trust, not policy.empty)
+                    tuple(findings), trust, not policy.empty, grant)
+
+
+def _token_grant(parsed: Any, findings: list[Finding]) -> dict | None:
+    """Decoded claims of a saved token answer; the token itself is never kept (spec §5.5)."""
+    if not isinstance(parsed, dict):
+        return None
+    token = parsed.get("token") or parsed.get("access_token")
+    if not isinstance(token, str):
+        return None
+    grant = decode_grant(token)
+    findings.append(Finding("token.in-clear", "info",
+                            "this answer holds a bearer token in clear; mfkit shows only its decoded claims",
+                            "$.token" if "token" in parsed else "$.access_token"))
+    if grant.get("format") == "jwt" and not any(a.get("actions") for a in grant.get("access") or []):
+        findings.append(Finding("token.empty-grant", "warning",
+                                "the token grants no actions: Harbor answers wrong credentials this way", "$.token"))
+    return grant
 
 
 _SKEW = dt.timedelta(minutes=5)
