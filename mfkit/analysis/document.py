@@ -200,6 +200,7 @@ class Analysis:
         return out
 
 
+_CAPTURE_KINDS = {"token": "token-response", "tags": "tag-list", "catalog": "catalog"}
 _SCHEMA1_OR_UNKNOWN = {None, "application/vnd.docker.distribution.manifest.v1+prettyjws",
                        "application/vnd.docker.distribution.manifest.v1+json", "application/json", "text/plain",
                        "application/octet-stream"}
@@ -247,6 +248,9 @@ def analyze(response: Response, *, policy: TrustPolicy | None = None, now: dt.da
         where = f"byte {exc.offset}" if exc.offset is not None else ""
         findings.append(Finding(exc.code, "error", f"not valid JSON: {exc}", where))
     kind, how = detect_kind(response.content_type, raw, parsed)
+    saved_as = _CAPTURE_KINDS.get(str(response.meta.get("kind")))
+    if saved_as and kind == "unknown":  # e.g. a token answer saved with its secrets removed
+        kind, how = saved_as, "capture"
     if response.status is not None and response.status >= 400:
         kind = "registry-error"
     _json_findings(anomalies, "outer document" if kind == "schema1-signed" else "document", findings)
@@ -358,10 +362,8 @@ def _parse_time(text: str | None) -> dt.datetime | None:
 def _time_findings(env: Envelope, manifest: Schema1Manifest | None, reference: dt.datetime | None,
                    fetched: bool, findings: list[Finding]) -> None:
     """libtrust never checks the protected ``time`` (spec §1.9): mfkit compares it."""
-    created = None
-    if manifest is not None:
-        stamps = [t for t in (_parse_time(e.created) for e in manifest.entries) if t is not None]
-        created = max(stamps) if stamps else None
+    # The image's created time is the top entry's (history[0] is the image config, spec §3.2).
+    created = _parse_time(manifest.top.created) if manifest is not None and manifest.top is not None else None
     for sg in env.signatures:
         when = _parse_time(sg.time)
         where = f"$.signatures[{sg.index}].protected.time"

@@ -46,9 +46,9 @@ _JSON_WS = b" \t\r\n"
 _PLAIN_FIELDS = frozenset({"header", "signature", "protected", "jwk", "alg", "x5c"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class SignatureResult:
-    """The verdict on one signature, with everything a reviewer needs to see.
+    """The verdict on one signature, with everything a reviewer needs to see (read-only by convention).
 
     Attributes:
         index: position in the ``signatures`` array.

@@ -64,9 +64,11 @@ def valid_digest(text: Any) -> bool:
     return not text.startswith("sha256:") or bool(_SHA256.fullmatch(text))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class HistoryEntry:
     """One ``history[i].v1Compatibility`` with its ``fsLayers[i].blobSum`` (wire index ``index``).
+
+    Read-only by convention (not frozen: thousands are built per second in corpus runs).
 
     ``created_by`` is ``container_config.Cmd`` joined with one space, as Docker shows it;
     ``cmd`` keeps the raw array.  ``data`` is the whole parsed v1Compatibility object.
