@@ -13,18 +13,8 @@ The public surface is exactly ``__all__`` (checked by a test).
 
 from __future__ import annotations
 
-from .analysis.chain import ChainResult, build_chain
-from .analysis.document import Analysis, Digests, analyze
-from .analysis.layers import EMPTY_BLOBS, LayerStats, layer_stats
-from .core.findings import Finding
-from .core.http import Response
-from .core.jws import Envelope, SignatureResult, open_envelope
-from .core.keys import key_id
-from .core.manifest import KINDS, HistoryEntry, Schema1Manifest
-from .core.trust import TrustDecision, TrustPolicy
-from .analysis.corpus import Corpus
-from .analysis.diff import DiffResult
-from .analysis.history import History, HistoryRow
+from typing import TYPE_CHECKING
+
 from .errors import (
     AuthError,
     CaptureError,
@@ -35,6 +25,45 @@ from .errors import (
     RegistryError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from .analysis.chain import ChainResult, build_chain
+    from .analysis.corpus import Corpus
+    from .analysis.diff import DiffResult
+    from .analysis.document import Analysis, Digests, analyze
+    from .analysis.history import History, HistoryRow
+    from .analysis.layers import EMPTY_BLOBS, LayerStats, layer_stats
+    from .core.findings import Finding
+    from .core.http import Response
+    from .core.jws import Envelope, SignatureResult, open_envelope
+    from .core.keys import key_id
+    from .core.manifest import KINDS, HistoryEntry, Schema1Manifest
+    from .core.trust import TrustDecision, TrustPolicy
+
+# Loaded on first use (PEP 562), so that `mfkit fetch` does not pay for networkx or the
+# analysis stack at start-up.
+_LAZY = {
+    "ChainResult": "analysis.chain", "build_chain": "analysis.chain",
+    "Corpus": "analysis.corpus", "DiffResult": "analysis.diff",
+    "Analysis": "analysis.document", "Digests": "analysis.document", "analyze": "analysis.document",
+    "History": "analysis.history", "HistoryRow": "analysis.history",
+    "EMPTY_BLOBS": "analysis.layers", "LayerStats": "analysis.layers", "layer_stats": "analysis.layers",
+    "Finding": "core.findings", "Response": "core.http",
+    "Envelope": "core.jws", "SignatureResult": "core.jws", "open_envelope": "core.jws",
+    "key_id": "core.keys", "KINDS": "core.manifest", "HistoryEntry": "core.manifest",
+    "Schema1Manifest": "core.manifest", "TrustDecision": "core.trust", "TrustPolicy": "core.trust",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mfkit' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -94,8 +123,11 @@ def analyze_bytes(data: bytes, source: str = "<bytes>", headers: dict[str, str] 
     """
     import datetime as _dt
 
-    return analyze(Response(source=source, body=data, headers=tuple((headers or {}).items())), policy=policy,
-                   now=_dt.datetime.now(_dt.timezone.utc))
+    from .analysis.document import analyze as _analyze
+    from .core.http import Response as _Response
+
+    return _analyze(_Response(source=source, body=data, headers=tuple((headers or {}).items())), policy=policy,
+                    now=_dt.datetime.now(_dt.timezone.utc))
 
 
 def load(*paths: str, max_size: int | None = None, policy: TrustPolicy | None = None) -> list[Analysis]:
@@ -111,6 +143,7 @@ def load(*paths: str, max_size: int | None = None, policy: TrustPolicy | None = 
     """
     import datetime as _dt
 
+    from .analysis.document import analyze as _analyze
     from .inputs import DEFAULT_MAX_SIZE, iter_inputs
 
     now = _dt.datetime.now(_dt.timezone.utc)
@@ -118,7 +151,7 @@ def load(*paths: str, max_size: int | None = None, policy: TrustPolicy | None = 
     for item in iter_inputs([str(p) for p in paths], max_size=max_size or DEFAULT_MAX_SIZE):
         if isinstance(item, InputError):
             raise item
-        out.append(analyze(item, policy=policy, now=now))
+        out.append(_analyze(item, policy=policy, now=now))
     return out
 
 

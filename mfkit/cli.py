@@ -37,16 +37,9 @@ def _root() -> None:
 
 
 # --- commands are registered by the modules below (one module per command family) ---
-from . import _cli_analyze  # noqa: E402,F401  (registers `analyze`)
-
-try:  # `fetch` lives in its own module (issue 3)
-    from . import _cli_fetch  # noqa: E402,F401
-except ImportError:  # pragma: no cover - while the module does not exist yet
-    pass
-try:  # `history`, `corpus`, `diff`, `report`
-    from . import _cli_history  # noqa: E402,F401
-except ImportError:  # pragma: no cover - while the module does not exist yet
-    pass
+from . import _cli_analyze  # noqa: E402,F401  analyze
+from . import _cli_fetch  # noqa: E402,F401  fetch
+from . import _cli_history  # noqa: E402,F401  history, corpus, diff, report
 
 
 def main() -> None:
