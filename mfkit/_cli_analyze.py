@@ -12,7 +12,7 @@ import typer
 from .cli import EXIT_HELP, app
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, UsageError
 
-DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # = mfkit.inputs.DEFAULT_MAX_SIZE (checked by a test); no import at start-up
+from .limits import DEFAULT_MAX_SIZE
 
 
 def _read(path: Path, what: str) -> bytes:

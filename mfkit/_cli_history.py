@@ -13,7 +13,7 @@ from . import __version__
 from .capture import atomic_write
 from .cli import app
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, MfkitError, UsageError
-from ._cli_analyze import DEFAULT_MAX_SIZE
+from .limits import DEFAULT_MAX_SIZE
 
 # The analysis and report stacks (networkx among them) load inside each command, so that
 # `mfkit fetch` and `mfkit --help` start quickly.

@@ -4,32 +4,45 @@ Orchestration only: the network is :mod:`mfkit.remote`, the disk is :mod:`mfkit.
 For each reference it saves the manifest answer; for schema2/OCI manifests also the config
 blob; for lists/indexes the children chosen by ``platform``/``all_platforms``; with
 ``all_tags`` every page of the tag list first; and every token answer with its secrets
-removed. Manifests are fetched by a small thread pool over one connection pool and one
-token per repository.
+removed. Manifests are fetched by a small thread pool (``jobs``) over one connection pool
+and one token per repository.
+
+Robustness: credentials are looked up where skopeo/podman/docker keep them
+(:mod:`mfkit.credstore`); tag and catalog pages follow ``Link`` headers within the same
+origin (spec §6.3); a manifest whose body does not match its ``Docker-Content-Digest`` or
+the requested digest is retried and never saved as good (spec §5.10 rule 5); with
+``all_tags`` a rerun on the same folder skips tags already captured when a ``HEAD`` gives
+the same digest (resume); Ctrl-C stops every worker before the next write.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import capture
-from .core.reference import Reference, parse_reference, parse_repository
-from .errors import CaptureError, FetchError, MfkitError, PolicyError, UsageError
-from .remote import MANIFEST_LIMIT, Exchange, Registry
+from .analysis.document import analyze
+from .core.credentials import Credentials
+from .core.jws import open_envelope, open_envelope_fast
+from .core.reference import Reference, is_valid_tag, parse_reference, parse_repository
+from .credstore import CredentialSearch
+from .errors import CaptureError, FetchError, InputError, MfkitError, PolicyError, UsageError
+from .remote import MANIFEST_LIMIT, MAX_PAGES, Exchange, Registry, RetryPolicy
 
 __all__ = [
     "FetchOptions",
     "FetchSummary",
     "Fetched",
     "Failed",
+    "Progress",
     "fetch",
+    "registry_digest",
     "parse_accept",
     "parse_platform",
     "MEDIA_TYPES",
@@ -100,20 +113,43 @@ def parse_platform(text: str) -> tuple[str, str, str | None]:
 
 @dataclass
 class FetchOptions:
-    """What ``mfkit fetch`` was asked to do (the CLI flags)."""
+    """What ``mfkit fetch`` was asked to do (the CLI flags).
+
+    Credentials: ``username``/``password`` (``--creds`` + ``--password-stdin``) win; else,
+    unless ``no_creds``, the files and helpers of :mod:`mfkit.credstore` are searched with
+    ``env`` (``os.environ`` when None); else anonymous.
+    """
 
     output: Path
     all_tags: bool = False
+    catalog: bool = False
     accept: tuple[str, ...] = DEFAULT_ACCEPT
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    no_creds: bool = False
+    env: Mapping[str, str] | None = field(default=None, repr=False)
     plain_http: bool = False
     insecure: bool = False
+    ca_file: str | None = None
     platform: str | None = None
     all_platforms: bool = False
     max_manifest_size: int = MANIFEST_LIMIT
     timeout: float = 30.0
-    concurrency: int = 4
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    retries: int = 4
+    retry_base: float = 0.5
+    retry_max_wait: float = 30.0
+    retry_budget: float = 120.0
+    max_pages: int = MAX_PAGES
+    force: bool = False
+    refetch: bool = False
+    concurrency: int = 4  # --jobs
+
+    @property
+    def jobs(self) -> int:
+        """Parallel fetches (alias of ``concurrency``)."""
+        return max(1, self.concurrency)
 
 
 @dataclass
@@ -140,63 +176,118 @@ class Failed:
 
 @dataclass
 class FetchSummary:
-    """Outcome of a fetch run."""
+    """Outcome of a fetch run.
+
+    ``warnings`` are oddities that did not stop the run (paging stopped, duplicate or
+    invalid tags, retries given up on nothing); ``credentials`` maps each registry host
+    to the source of its credentials (never the values).
+    """
 
     output: str
     fetched: list[Fetched] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    credentials: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
 
     @property
     def exit_code(self) -> int:
         """0 when nothing failed, else 3."""
         return 3 if self.failed else 0
 
+    def counts(self) -> dict[str, int]:
+        """Saved items by kind, plus skipped and failed."""
+        out = {k: sum(1 for f in self.fetched if f.kind == k) for k in ("manifests", "blobs", "tags", "catalog",
+                                                                          "token")}
+        out.update(skipped=len(self.skipped), failed=len(self.failed), warnings=len(self.warnings),
+                   retries=self.retries)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "output": self.output,
+            "counts": self.counts(),
+            "credentials": dict(self.credentials),
             "fetched": [vars(f) for f in self.fetched],
             "skipped": [{"reference": r, "reason": why} for r, why in self.skipped],
             "failed": [vars(f) for f in self.failed],
+            "warnings": list(self.warnings),
         }
 
     def text(self) -> str:
         """Human summary, one line per item."""
-        lines = []
+        lines = [f"credentials: {src} for {host}" for host, src in sorted(self.credentials.items())]
         for f in self.fetched:
             if f.kind in ("manifests", "blobs"):
                 note = f" ({'; '.join(f.notes)})" if f.notes else ""
                 lines.append(f"fetched  {f.reference}  {f.media_type or '?'}  {f.digest or '?'}{note}")
         for ref, why in self.skipped:
             lines.append(f"skipped  {ref}  {why}")
+        for w in self.warnings:
+            lines.append(f"warning  {w}")
         for f in self.failed:
             lines.append(f"FAILED   {f.reference}  {f.reason}" + (f"  (hint: {f.hint})" if f.hint else ""))
-        counts = {k: sum(1 for f in self.fetched if f.kind == k) for k in ("manifests", "blobs", "tags", "token")}
-        lines.append(f"{counts['manifests']} manifests, {counts['blobs']} blobs, {counts['tags']} tag pages, "
-                     f"{counts['token']} token answers saved in {self.output}; "
-                     f"{len(self.skipped)} skipped, {len(self.failed)} failed")
+        c = self.counts()
+        lines.append(f"{c['manifests']} manifests, {c['blobs']} blobs, {c['tags']} tag pages, "
+                     f"{c['catalog']} catalog pages, {c['token']} token answers saved in {self.output}; "
+                     f"{c['skipped']} skipped, {c['failed']} failed, {c['warnings']} warnings, "
+                     f"{c['retries']} retries")
         return "\n".join(lines)
 
 
-def _schema1_payload(body: bytes) -> bytes | None:
-    """Payload of a signed schema1 document (spec §1.3), or None when it cannot be rebuilt."""
-    try:
-        doc = json.loads(body)
-        prot = doc["signatures"][0]["protected"]
-        head = json.loads(base64.urlsafe_b64decode(prot + "=" * (-len(prot) % 4)))
-        length = head["formatLength"]
-        tail = head["formatTail"]
-        tail_bytes = base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
-    if not isinstance(length, int) or not 0 < length <= len(body):
-        return None
-    return body[:length] + tail_bytes
+class Progress:
+    """Where a run reports progress. The default does nothing; the CLI draws a bar or lines."""
+
+    def message(self, text: str) -> None:
+        """A one-line note (retries, warnings, failures)."""
+
+    def start(self, total: int) -> None:
+        """``total`` manifests are about to be fetched."""
+
+    def advance(self, label: str, outcome: str) -> None:
+        """One of them is done: ``outcome`` is ``fetched``, ``skipped`` or ``failed``."""
+
+
+class _Lines(Progress):
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+
+    def message(self, text: str) -> None:
+        self.say(text)
+
+
+def registry_digest(body: bytes, media_type: str | None) -> tuple[str, list[str]]:
+    """What the registry calls ``body`` (spec §4): the payload digest for signed schema 1,
+    sha256 of the bytes otherwise; plus notes when the payload cannot be rebuilt."""
+    signed = media_type == SCHEMA1_SIGNED or (media_type in (LEGACY_JSON, SCHEMA1_UNSIGNED, None)
+                                             and b'"signatures"' in body)
+    if signed:
+        env = open_envelope_fast(body)
+        if env is None:
+            try:
+                outer = json.loads(body)
+                env = open_envelope(body, outer) if isinstance(outer, dict) else None
+            except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+                env = None
+        if env is not None and env.payload is not None:
+            return "sha256:" + hashlib.sha256(env.payload).hexdigest(), []
+        return ("sha256:" + hashlib.sha256(body).hexdigest(),
+                ["schema1 payload could not be rebuilt; digest is of the raw body"])
+    return "sha256:" + hashlib.sha256(body).hexdigest(), []
+
+
+def _content_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
 
 
 def _media_type(ex: Exchange, doc: Any) -> str | None:
-    ct = (ex.header("content-type") or "").split(";", 1)[0].strip().lower()
+    return _detect_type(ex.header("content-type"), doc)
+
+
+def _detect_type(content_type: str | None, doc: Any) -> str | None:
+    ct = _content_type(content_type)
     if ct and ct not in (LEGACY_JSON, "text/plain", "application/octet-stream"):
         return ct
     if isinstance(doc, dict):  # spec §6.4 fallback detection
@@ -212,66 +303,113 @@ def _media_type(ex: Exchange, doc: Any) -> str | None:
     return ct or None
 
 
-def _digest_of(body: bytes, media_type: str | None) -> tuple[str, list[str]]:
-    notes = []
-    data = body
-    if media_type == SCHEMA1_SIGNED or (media_type in (LEGACY_JSON, SCHEMA1_UNSIGNED) and b'"signatures"' in body):
-        payload = _schema1_payload(body)
-        if payload is None:
-            notes.append("schema1 payload could not be rebuilt; digest is of the raw body")
-        else:
-            data = payload
-    return "sha256:" + hashlib.sha256(data).hexdigest(), notes
+def _guess_type(content_type: str | None, body: bytes) -> str | None:
+    ct = _content_type(content_type)
+    if ct and ct not in (LEGACY_JSON, "text/plain", "application/octet-stream"):
+        return ct
+    try:
+        return _detect_type(content_type, json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        return ct or None
 
 
 class _Run:
-    def __init__(self, options: FetchOptions, progress: Callable[[str], None]) -> None:
+    def __init__(self, options: FetchOptions, progress: Progress) -> None:
         self.o = options
-        self.progress = progress
+        self.p = progress
         self.summary = FetchSummary(str(options.output))
+        self.stop = threading.Event()
         self._lock = threading.Lock()
         self._folder_locks: dict[Path, threading.Lock] = {}
         self._registries: dict[str, Registry] = {}
         self._fatal: dict[str, MfkitError] = {}
         self._blobs_done: set[tuple[str, str, str]] = set()
+        self._done: set[str] = set()
         self.accept = ", ".join(options.accept)
+        self.creds = CredentialSearch(env=dict(options.env if options.env is not None else os.environ),
+                                      warn=self.warn)
 
     # --- bookkeeping ---
+
+    def say(self, text: str) -> None:
+        self.p.message(text)
+
+    def warn(self, text: str) -> None:
+        with self._lock:
+            if text in self.summary.warnings:
+                return
+            self.summary.warnings.append(text)
+        self.say(f"warning: {text}")
+
+    def retried(self, text: str) -> None:
+        with self._lock:
+            self.summary.retries += 1
+        self.say(text)
+
+    def credentials_for(self, ref: Reference) -> Credentials | None:
+        """--creds first, then the files and helpers unless --no-creds (skopeo order)."""
+        if self.o.username is not None:
+            return Credentials(self.o.username, self.o.password, None, "--creds")
+        if self.o.no_creds:
+            return None
+        return self.creds.lookup(ref.domain)
 
     def registry(self, ref: Reference) -> Registry:
         with self._lock:
             reg = self._registries.get(ref.api_host)
+            if reg is not None:
+                return reg
+        creds = self.credentials_for(ref)  # may run a helper: outside the lock
+        with self._lock:
+            reg = self._registries.get(ref.api_host)
             if reg is None:
-                reg = Registry(ref.api_host, username=self.o.username, password=self.o.password,
-                               plain_http=self.o.plain_http, insecure=self.o.insecure, timeout=self.o.timeout,
-                               max_manifest_size=self.o.max_manifest_size,
-                               on_token=lambda ex, r=ref: self.save_token(r, ex))
+                if creds is not None and creds.usable:
+                    self.summary.credentials[ref.api_host] = creds.source
+                else:
+                    creds = None
+                    self.summary.credentials[ref.api_host] = "none (anonymous)" if not self.o.no_creds \
+                        else "none (--no-creds)"
+                reg = Registry(
+                    ref.api_host, username=creds.username if creds else None,
+                    password=creds.password if creds else None,
+                    identity_token=creds.identity_token if creds else None,
+                    plain_http=self.o.plain_http, insecure=self.o.insecure, ca_file=self.o.ca_file,
+                    timeout=self.o.timeout, connect_timeout=self.o.connect_timeout, read_timeout=self.o.read_timeout,
+                    max_manifest_size=self.o.max_manifest_size, jobs=self.o.jobs,
+                    retry=RetryPolicy(self.o.retries, self.o.retry_base, self.o.retry_max_wait, self.o.retry_budget),
+                    on_token=lambda ex, r=ref: self.save_token(r, ex), on_retry=self.retried, stop=self.stop)
                 self._registries[ref.api_host] = reg
             return reg
 
     def close(self) -> None:
-        for reg in self._registries.values():
+        for reg in list(self._registries.values()):
             reg.close()
 
     def fail(self, label: str, exc: MfkitError) -> None:
+        if exc.code == "fetch.interrupted":
+            return
         with self._lock:
             self.summary.failed.append(Failed(label, exc.message, exc.code, exc.hint))
             # failures that will repeat for every reference of this registry
             if isinstance(exc, PolicyError) or exc.code in ("auth.refused", "fetch.connect", "fetch.tls",
-                                                            "fetch.timeout", "fetch.not-registry"):
+                                                            "fetch.not-registry", "auth.empty-grant"):
                 self._fatal.setdefault(label.split("/", 1)[0], exc)
-        self.progress(f"failed: {label}: {exc.message}")
+        self.say(f"failed: {label}: {exc.message}")
 
     def fatal_for(self, ref: Reference) -> MfkitError | None:
         with self._lock:
             return self._fatal.get(ref.domain)
 
     def save(self, ex: Exchange, ref: Reference, folder_ref: str | None, label: str,
-             media_type: str | None = None, digest: str | None = None, notes: list[str] | None = None) -> Fetched:
+             media_type: str | None = None, digest: str | None = None, notes: list[str] | None = None,
+             repository: str | None = "") -> Fetched | None:
+        if self.stop.is_set():
+            return None  # interrupted: nothing new is written
         meta = ex.meta()
         meta["reference"] = label
         meta["reference_input"] = ref.input
-        folder = capture.capture_dir(self.o.output, ref.domain, ref.path, ex.kind, folder_ref)
+        path_part = ref.path if repository == "" else repository
+        folder = capture.capture_dir(self.o.output, ref.domain, path_part, ex.kind, folder_ref)
         with self._lock:
             folder_lock = self._folder_locks.setdefault(folder, threading.Lock())
         with folder_lock:  # sidecar names are chosen by probing the folder: one writer per folder
@@ -287,81 +425,191 @@ class _Run:
         first = scopes[0] if scopes else ""
         kind, _, rest = first.partition(":")
         path = rest.rpartition(":")[0] if kind == "repository" else ""
-        where = replace(ref, path=path) if path else ref
-        self.save(ex, where, None, f"{where.name} token")
+        if path:
+            where = replace(ref, path=path)
+            self.save(ex, where, None, f"{where.name} token")
+        else:
+            self.save(ex, ref, None, f"{ref.domain} token", repository=None)
 
     # --- work ---
+
+    def catalog(self, text: str) -> list[str]:
+        """Save every catalog page of the registry ``text`` (host[:port]); return the repositories."""
+        host = text.rstrip("/")
+        repo = parse_repository(f"{host}/x") if "/" not in host else parse_repository(host)
+        fatal = self.fatal_for(repo)
+        if fatal:
+            self.fail(f"{repo.domain} catalog", fatal)
+            return []
+        names: list[str] = []
+        notes: list[str] = []
+        try:
+            for ex in self.registry(repo).catalog(notes, max_pages=self.o.max_pages):
+                self.save(ex, repo, None, f"{repo.domain} catalog", repository=None)
+                try:
+                    doc = json.loads(ex.body)
+                except ValueError:
+                    raise FetchError(f"{repo.domain}: catalog page is not JSON", code="fetch.catalog") from None
+                page = doc.get("repositories") if isinstance(doc, dict) else None
+                names.extend(r for r in page or [] if isinstance(r, str))
+        except (FetchError, CaptureError) as exc:
+            self.fail(f"{repo.domain} catalog", exc)
+        for n in notes:
+            self.warn(n)
+        out: list[str] = []
+        for name in names:
+            if name in out:
+                self.warn(f"{repo.domain} catalog: repository {name!r} listed twice")
+                continue
+            out.append(name)
+        self.say(f"{repo.domain}: {len(out)} repositories in the catalog")
+        return [f"{repo.domain}/{n}" for n in out]
 
     def expand(self, text: str) -> list[Reference]:
         """References to fetch for one argument (all tags, or the one reference)."""
         if not self.o.all_tags:
             return [parse_reference(text)]
-        repo = parse_repository(text)
+        try:
+            repo = parse_repository(text)
+        except UsageError as exc:  # a catalog entry that is not a valid name
+            self.warn(f"{text}: {exc.message}; not fetched")
+            return []
         fatal = self.fatal_for(repo)
         if fatal:
             self.fail(repo.name, fatal)
             return []
         tags: list[str] = []
+        seen: set[str] = set()
+        notes: list[str] = []
         try:
-            for ex in self.registry(repo).list_tags(repo.path):
+            for ex in self.registry(repo).list_tags(repo.path, notes, max_pages=self.o.max_pages):
                 self.save(ex, repo, None, f"{repo.name} tags")
                 try:
                     doc = json.loads(ex.body)
                 except ValueError:
                     raise FetchError(f"{repo.name}: tag list is not JSON", code="fetch.tags") from None
                 page = doc.get("tags") if isinstance(doc, dict) else None
-                tags.extend(t for t in page or [] if isinstance(t, str))
+                for t in page or []:
+                    if not isinstance(t, str):
+                        self.warn(f"{repo.name}: tag list holds a non-string entry {t!r}; ignored")
+                    elif t in seen:
+                        self.warn(f"{repo.name}: tag {t!r} listed more than once; fetched once")
+                    else:
+                        seen.add(t)
+                        tags.append(t)
         except (FetchError, CaptureError) as exc:
             self.fail(repo.name, exc)
             return []
+        finally:
+            for n in notes:
+                self.warn(n)
         out = []
         for t in tags:
-            try:
+            if is_valid_tag(t):
                 out.append(repo.with_tag(t))
-            except UsageError:
-                self.summary.skipped.append((f"{repo.name}:{t}", "tag not valid by the reference grammar"))
-        if not out:
+            elif self.o.force:
+                self.warn(f"{repo.name}: tag {t!r} breaks the tag grammar (spec §6.1); fetched anyway (--force)")
+                out.append(replace(repo, tag=t, digest=None, tag_defaulted=False))
+            else:
+                self.warn(f"{repo.name}: tag {t!r} breaks the tag grammar (spec §6.1); not fetched (--force fetches it)")
+                self.summary.skipped.append((f"{repo.name}:{t}", "tag not valid by the reference grammar (spec §6.1)"))
+        if not tags:
             self.summary.skipped.append((repo.name, "repository has no tags"))
-        self.progress(f"{repo.name}: {len(out)} tags")
+        self.say(f"{repo.name}: {len(out)} tags")
         return out
 
-    def manifest(self, ref: Reference, depth: int = 0) -> None:
+    def existing_digest(self, ref: Reference) -> str | None:
+        """Registry digest of the newest complete 200 capture of ``ref`` already in the folder."""
+        folder = capture.capture_dir(self.o.output, ref.domain, ref.path, "manifests", ref.ref)
+        if not folder.is_dir():
+            return None
+        for meta in sorted(folder.glob("*" + capture.META_SUFFIX), reverse=True):
+            try:
+                resp = capture.read_capture(meta, max_size=self.o.max_manifest_size)
+            except InputError:
+                continue  # altered or half-written: fetch again
+            if resp.status != 200:
+                continue
+            return analyze(resp).digests.registry
+        return None
+
+    def resume_skip(self, ref: Reference, reg: Registry) -> str | None:
+        """Why ``ref`` need not be fetched again, or None (resume of --all-tags)."""
+        if not (self.o.all_tags and not self.o.refetch and ref.tag and not ref.digest):
+            return None
+        have = self.existing_digest(ref)
+        if have is None:
+            return None
+        try:
+            head = reg.head_manifest(ref.path, ref.tag, self.accept)
+        except FetchError as exc:
+            self.say(f"{ref}: HEAD failed ({exc.message}); fetching again")
+            return None
+        now = head.header("docker-content-digest")
+        if now is None:
+            self.say(f"{ref}: HEAD gave no Docker-Content-Digest; fetching again")
+            return None
+        if now != have:
+            self.say(f"{ref}: tag moved ({have} -> {now}); fetching again")
+            return None
+        return f"already captured ({have}; HEAD digest unchanged)"
+
+    def manifest(self, ref: Reference, depth: int = 0) -> str:
         label = str(ref)
+        if self.stop.is_set():
+            return "skipped"
         fatal = self.fatal_for(ref)
         if fatal:
             self.fail(label, fatal)
-            return
-        reg = self.registry(ref)
+            return "failed"
+        computed: dict[str, Any] = {}
+
+        def check(resp: Any, body: bytes) -> str | None:
+            # spec §5.10 rule 5: the body must match the header and, by digest, the request
+            mt = _guess_type(resp.headers.get("content-type"), body)
+            digest, notes = registry_digest(body, mt)
+            computed.update(mt=mt, digest=digest, notes=notes)
+            if ref.digest and ref.digest.startswith("sha256:") and digest != ref.digest:
+                return f"content digest {digest} does not match the requested {ref.digest}"
+            header = resp.headers.get("docker-content-digest")
+            if header and header.startswith("sha256:") and header != digest and not notes:
+                return f"content digest {digest} does not match Docker-Content-Digest {header}"
+            return None
+
         try:
-            ex = reg.get_manifest(ref.path, ref.ref or "latest", self.accept)
+            reg = self.registry(ref)
+            why = self.resume_skip(ref, reg) if depth == 0 else None
+            if why:
+                with self._lock:
+                    self.summary.skipped.append((label, why))
+                return "skipped"
+            ex = reg.get_manifest(ref.path, ref.ref or "latest", self.accept, check=check)
         except FetchError as exc:
             self.fail(label, exc)
-            return
+            return "failed"
         try:
             doc = json.loads(ex.body)
         except ValueError:
             doc = None
         mt = _media_type(ex, doc)
-        digest, notes = _digest_of(ex.body, mt)
+        digest, notes = registry_digest(ex.body, mt)
         header = ex.header("docker-content-digest")
         if header and header != digest:
             notes.append(f"Docker-Content-Digest {header} differs from the computed digest")
-        for w in [v for k, v in ex.headers if k.lower() == "warning"]:
-            self.progress(f"warning from registry for {label}: {w}")  # spec §6.9
-        self.save(ex, ref, ref.ref, label, mt, digest, notes)
-        if ref.digest and ref.digest.startswith("sha256:") and ref.digest != digest:
-            # spec §5.10 rule 5: pulled by digest, the content must match it
-            self.fail(label, FetchError(f"content digest {digest} does not match the requested digest "
-                                        "(kept as evidence)", code="fetch.digest-mismatch"))
-        self.progress(f"saved {label} ({mt}, {digest})")
+        for w in ex.header_values("warning"):
+            self.say(f"warning from registry for {label}: {w}")  # spec §6.9
+        if self.save(ex, ref, ref.ref, label, mt, digest, notes) is None:
+            return "skipped"
+        self.say(f"saved {label} ({mt}, {digest})")
         if not isinstance(doc, dict):
-            return
+            return "fetched"
         if mt in _IMAGES:
             cfg = doc.get("config")
             if isinstance(cfg, dict) and isinstance(cfg.get("digest"), str):
                 self.blob(ref, cfg["digest"])
         elif mt in _LISTS and depth == 0:
             self.children(ref, doc)
+        return "fetched"
 
     def blob(self, ref: Reference, digest: str) -> None:
         key = (ref.api_host, ref.path, digest)
@@ -370,16 +618,20 @@ class _Run:
             if key in self._blobs_done:
                 return
             self._blobs_done.add(key)
+
+        def check(_resp: Any, body: bytes) -> str | None:
+            computed = "sha256:" + hashlib.sha256(body).hexdigest()
+            if digest.startswith("sha256:") and computed != digest:
+                return f"blob content digest {computed} does not match"
+            return None
+
         try:
-            ex = self.registry(ref).get_blob(ref.path, digest)
+            ex = self.registry(ref).get_blob(ref.path, digest, check=check)
         except FetchError as exc:
             self.fail(label, exc)
             return
         computed = "sha256:" + hashlib.sha256(ex.body).hexdigest()
         self.save(ex, ref, digest, label, (ex.header("content-type") or "").split(";")[0] or None, computed)
-        if digest.startswith("sha256:") and computed != digest:
-            self.fail(label, FetchError(f"blob content digest {computed} does not match (kept as evidence)",
-                                        code="fetch.digest-mismatch"))
 
     def children(self, ref: Reference, doc: dict[str, Any]) -> None:
         entries = [m for m in doc.get("manifests") or [] if isinstance(m, dict) and isinstance(m.get("digest"), str)]
@@ -422,34 +674,65 @@ def _matches(m: dict[str, Any], os_: str, arch: str, variant: str | None) -> boo
     return variant is None or p.get("variant") == variant
 
 
-def fetch(references: list[str], options: FetchOptions, progress: Callable[[str], None] | None = None) -> FetchSummary:
-    """Fetch every reference into ``options.output`` and return what happened.
-
-    Raises:
-        UsageError: a reference or option is invalid (nothing is fetched then).
-        CaptureError: the disk refused (the run stops).
-    """
-    say = progress or (lambda _msg: None)
+def _check_options(references: list[str], options: FetchOptions) -> None:
     if not references:
         raise UsageError("give at least one reference", code="usage.reference")
     if options.platform:
         parse_platform(options.platform)
     for text in references:  # validate every argument before any network traffic
-        parse_repository(text) if options.all_tags else parse_reference(text)
-    run = _Run(options, say)
+        if options.catalog:
+            host = text.rstrip("/")
+            if "/" in host or "@" in host:
+                raise UsageError(f"--catalog takes registry hosts (host[:port]), not {text!r}",
+                                 code="usage.reference")
+            parse_repository(f"{host}/x")
+        elif options.all_tags:
+            parse_repository(text)
+        else:
+            parse_reference(text)
+    if options.ca_file and not Path(options.ca_file).is_file():
+        raise UsageError(f"--ca-file {options.ca_file}: no such file", code="usage.ca-file")
+
+
+def fetch(references: list[str], options: FetchOptions,
+          progress: Callable[[str], None] | Progress | None = None) -> FetchSummary:
+    """Fetch every reference into ``options.output`` and return what happened.
+
+    ``progress`` is a :class:`Progress` or a plain callable taking one line.
+
+    Raises:
+        UsageError: a reference or option is invalid (nothing is fetched then).
+        CaptureError: the disk refused (the run stops).
+        KeyboardInterrupt: after every worker stopped; no partial file is left.
+    """
+    sink = progress if isinstance(progress, Progress) else _Lines(progress or (lambda _msg: None))
+    _check_options(references, options)
+    run = _Run(options, sink)
     try:
+        repos = list(references)
+        if options.catalog:
+            repos = []
+            for text in references:
+                repos.extend(run.catalog(text))
+            if not options.all_tags:
+                return run.summary
         targets: list[Reference] = []
-        for text in references:
+        for text in repos:
             targets.extend(run.expand(text))
-        with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="mfkit-fetch") as pool:
-            futures: list[Future[None]] = [pool.submit(run.manifest, ref) for ref in targets]
+        sink.start(len(targets))
+        with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="mfkit-fetch") as pool:
+            futures: dict[Future[str], str] = {pool.submit(run.manifest, ref): str(ref) for ref in targets}
             try:
                 for fut in as_completed(futures):
-                    fut.result()
+                    sink.advance(futures[fut], fut.result())
             except BaseException:
+                run.stop.set()  # Ctrl-C: workers stop before their next request or write
                 for f in futures:
                     f.cancel()
                 raise
+    except BaseException:
+        run.stop.set()
+        raise
     finally:
         run.close()
         capture.sync()  # one flush for the whole batch; renames already kept files whole

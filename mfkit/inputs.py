@@ -19,10 +19,10 @@ from .capture import BODY_SUFFIX, is_capture_meta, read_capture
 from .core.http import Response
 from .core.transcript import looks_like_transcript, split_transcript
 from .errors import InputError
+from .limits import DEFAULT_MAX_SIZE
 
 __all__ = ["DEFAULT_MAX_SIZE", "iter_inputs", "read_path", "read_bytes_input"]
 
-DEFAULT_MAX_SIZE = 64 * 1024 * 1024  # offline default; fetch caps manifests at 4 MiB
 _SKIP = {"SHA256SUMS", ".lock"}
 # Folder walks skip files that are plainly not saved responses (named files are always read).
 _SKIP_SUFFIXES = (".jsonl", ".tsv", ".csv", ".yaml", ".yml", ".md", ".pem", ".crt", ".key", ".py", ".ipynb")

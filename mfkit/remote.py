@@ -1,9 +1,10 @@
 """The registry client: the only module of mfkit that touches the network (httpx).
 
 :class:`Registry` speaks the distribution API to one registry host: ping, bearer/basic
-challenges, token service requests, manifests, blobs and tag lists. Every answer comes
-back as an :class:`Exchange` (exact body, all headers, request facts, decoded grant), ready
-to be written as a capture.
+challenges, token service requests (GET, and the OAuth2 POST for identity tokens), manifests
+(GET and HEAD), blobs, tag lists and the catalog. Every answer comes back as an
+:class:`Exchange` (exact body, all headers, request facts, decoded grant), ready to be
+written as a capture.
 
 Credential rules (spec §5.10):
 
@@ -12,18 +13,27 @@ Credential rules (spec §5.10):
   only to the registry host itself;
 * manifest, tag and token requests never follow redirects; blob redirects are followed by
   hand and ``Authorization`` is dropped for any other origin (CVE-2020-15157);
+* a realm on a link-local, metadata or unspecified address is refused, and one on loopback
+  only when the registry itself is on loopback (SSRF guard, spec §5.10 rule 2);
 * plain HTTP only with ``plain_http`` or for loopback hosts; TLS verification is on unless
-  ``insecure``;
+  ``insecure``; ``ca_file`` adds private CAs;
 * every body is streamed under a size cap; tokens and passwords are never logged or returned.
+
+Faults: 429 (``Retry-After`` honoured, capped), 502/503/504, connection resets, timeouts,
+truncated bodies and bodies failing a caller-supplied check (digest) are retried with
+exponential backoff and full jitter, a bounded number of times within a bounded total wait.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.utils
 import http.cookiejar
 import ipaddress
 import json
+import random
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,28 +52,48 @@ from .core.auth import (
     redact_token_body,
 )
 from .core.reference import DOCKER_HUB_API, is_loopback, repository_scope, split_host
-from .errors import AuthError, FetchError, PolicyError, RegistryError
+from .limits import MANIFEST_FETCH_LIMIT
+from .errors import AuthError, FetchError, PolicyError, RegistryError, UsageError
 
-__all__ = ["Registry", "Exchange", "MANIFEST_LIMIT", "SMALL_LIMIT", "BLOB_LIMIT", "USER_AGENT", "now_rfc3339"]
+__all__ = [
+    "Registry",
+    "Exchange",
+    "RetryPolicy",
+    "parse_link_header",
+    "parse_retry_after",
+    "realm_address_problem",
+    "MANIFEST_LIMIT",
+    "SMALL_LIMIT",
+    "BLOB_LIMIT",
+    "MAX_PAGES",
+    "USER_AGENT",
+    "now_rfc3339",
+]
 
-MANIFEST_LIMIT = 4 << 20  # spec §6.6
+MANIFEST_LIMIT = MANIFEST_FETCH_LIMIT  # spec §6.6
 SMALL_LIMIT = 1 << 20  # token and error bodies (spec §6.6)
 BLOB_LIMIT = 16 << 20  # image configs
 TOKEN_TIMEOUT = 15.0  # spec §5.10 rule 6
 MAX_REDIRECTS = 5
-MAX_PAGES = 10_000
+MAX_PAGES = 1000  # spec §6.3: cap total pages
 USER_AGENT = "mfkit/0.1"
+CLIENT_ID = "mfkit"  # OAuth2 client_id (spec §5.6)
+RETRY_STATUS = {429, 502, 503, 504}
+RETRY_CODES = {"fetch.transport", "fetch.timeout", "fetch.truncated", "fetch.digest-mismatch"}
 # realm hosts trusted with the credentials of a registry on another host (spec §5.10 rule 2)
 _REALM_ALLOW = {DOCKER_HUB_API: {"auth.docker.io"}, "index.docker.io": {"auth.docker.io"}}
+# cloud metadata endpoints that are not link-local literals (spec §5.10 rule 2: SSRF)
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "metadata.goog", "fd00:ec2::254", "100.100.100.200",
+                   "169.254.169.254", "instance-data", "instance-data.ec2.internal"}
 
 _HINTS = {
-    "UNAUTHORIZED": "the registry wants credentials: add -u USER --password-stdin",
+    "UNAUTHORIZED": "the registry wants credentials: add --creds USER --password-stdin, or log in with docker/podman",
     "DENIED": "authenticated, but this account may not pull here",
     "MANIFEST_UNKNOWN": "no such tag or digest here, or its media type is not in --accept",
     "NAME_UNKNOWN": "no such repository on this registry",
     "BLOB_UNKNOWN": "the blob is not in this repository",
     "NAME_INVALID": "the repository name is not valid for this registry",
-    "TOOMANYREQUESTS": "rate limited: wait (see Retry-After) and try again",
+    "TOOMANYREQUESTS": "rate limited: wait (see Retry-After) and try again, or raise --retries",
     "UNSUPPORTED": "the registry does not support this operation",
 }
 
@@ -103,6 +133,11 @@ class Exchange:
                 found = v
         return found
 
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
+        low = name.lower()
+        return [v for k, v in self.headers if k.lower() == low]
+
     def meta(self) -> dict[str, Any]:
         """Sidecar fields for :func:`mfkit.capture.write_capture`."""
         out: dict[str, Any] = {
@@ -114,6 +149,28 @@ class Exchange:
             out["redacted"] = self.redacted
         out.update(self.extra)
         return out
+
+
+@dataclass
+class RetryPolicy:
+    """How faults are retried.
+
+    Attributes:
+        retries: extra attempts after the first (0 = no retry).
+        base: first backoff ceiling, seconds; doubled per attempt ("full jitter": the wait
+            is uniform in [0, ceiling]).
+        max_delay: cap of one wait, ``Retry-After`` included.
+        budget: cap of the total wait of one request.
+    """
+
+    retries: int = 4
+    base: float = 0.5
+    max_delay: float = 30.0
+    budget: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter wait before retry ``attempt`` (0-based)."""
+        return random.uniform(0, min(self.max_delay, self.base * (2 ** attempt)))
 
 
 @dataclass
@@ -129,7 +186,8 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host.lower(), url.port
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    return url.scheme, url.host.lower(), port
 
 
 def _parse_error_body(body: bytes) -> list[dict[str, Any]]:
@@ -141,31 +199,120 @@ def _parse_error_body(body: bytes) -> list[dict[str, Any]]:
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
 
 
-def _next_link(value: str | None) -> str | None:
-    # RFC 8288: <url>; rel="next" (several links may be comma-separated)
+def parse_link_header(values: str | list[str] | None) -> list[tuple[str, set[str]]]:
+    """``Link`` values -> ``[(target, rels)]`` (RFC 8288).
+
+    Several links per line and several lines are understood; commas and semicolons inside
+    ``<...>`` or quotes do not split; ``rel`` may be quoted or bare and hold several
+    space-separated relation types (compared lower-cased). The target is kept exactly as
+    sent, so opaque query parameters are never re-encoded (spec §6.3).
+    """
+    lines = [values] if isinstance(values, str) else list(values or [])
+    out: list[tuple[str, set[str]]] = []
+    for line in lines:
+        i, n = 0, len(line)
+        while i < n:
+            lt = line.find("<", i)
+            if lt < 0:
+                break
+            gt = line.find(">", lt + 1)
+            if gt < 0:
+                break
+            target = line[lt + 1:gt]
+            j = gt + 1
+            rels: set[str] = set()
+            # parameters until the next comma outside quotes
+            while j < n and line[j] != ",":
+                if line[j] == ";":
+                    j += 1
+                    while j < n and line[j] in " \t":
+                        j += 1
+                    start = j
+                    while j < n and line[j] not in "=;,":
+                        j += 1
+                    name = line[start:j].strip().lower()
+                    value = ""
+                    if j < n and line[j] == "=":
+                        j += 1
+                        while j < n and line[j] in " \t":
+                            j += 1
+                        if j < n and line[j] == '"':
+                            end = line.find('"', j + 1)
+                            end = n if end < 0 else end
+                            value = line[j + 1:end]
+                            j = end + 1
+                        else:
+                            start = j
+                            while j < n and line[j] not in ";,":
+                                j += 1
+                            value = line[start:j].strip()
+                    if name == "rel":
+                        rels |= {r.lower() for r in value.split()}
+                else:
+                    j += 1
+            out.append((target, rels))
+            i = j + 1
+    return out
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP-date (RFC 9110)."""
     if not value:
         return None
-    for part in value.split(","):
-        part = part.strip()
-        if not part.startswith("<") or ">" not in part:
-            continue
-        target, _, params = part[1:].partition(">")
-        for p in params.split(";"):
-            key, _, val = p.strip().partition("=")
-            if key.lower() == "rel" and "next" in val.strip('"').lower().split():
-                return target
-    return None
-
-
-def _ip_policy(host: str) -> str | None:
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
     try:
-        ip = ipaddress.ip_address(host)
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-    if ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved:
-        return "link-local/unspecified"
-    if ip.is_loopback or ip.is_private:
-        return "private"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    return ip
+
+
+def realm_address_problem(realm_host: str, registry_host: str) -> str | None:
+    """Why a token realm host is refused for a registry host, or None (spec §5.10 rule 2).
+
+    Refused: link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::), multicast,
+    reserved and known cloud-metadata addresses, always; loopback unless the registry is on
+    loopback; private ranges unless the registry is on loopback or a private address.
+    Host names are not resolved (DNS answers can change between check and use).
+    """
+    host = realm_host.lower().strip("[]")
+    reg = split_host(registry_host)[0].lower().strip("[]")
+    if host in _METADATA_HOSTS:
+        return "a cloud metadata address"
+    ip = _ip(host)
+    if ip is None:
+        return "loopback" if (host == "localhost" or host.endswith(".localhost")) and not is_loopback(reg) else None
+    if str(ip) in _METADATA_HOSTS:
+        return "a cloud metadata address"
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast or ip.is_reserved:
+        return "a multicast/reserved address"
+    if ip.is_loopback:
+        return None if is_loopback(reg) else "loopback"
+    if ip.is_private:
+        reg_ip = _ip(reg)
+        if host == reg or is_loopback(reg) or (reg_ip is not None and reg_ip.is_private):
+            return None
+        return "a private address"
     return None
 
 
@@ -175,38 +322,68 @@ class Registry:
     Args:
         host: ``host[:port]`` (API host: ``registry-1.docker.io`` for Docker Hub).
         username, password: optional credentials (kept in memory only).
+        identity_token: optional OAuth2 refresh token (docker's ``identitytoken``).
         plain_http: use http. Loopback hosts fall back to http without it.
         insecure: do not verify TLS certificates.
-        timeout: seconds per request (token requests: at most 15).
+        ca_file: PEM file of extra CA certificates to trust.
+        timeout: seconds per request (shortcut for both timeouts below).
+        connect_timeout, read_timeout: seconds (token requests: at most 15).
         max_manifest_size: cap for manifest bodies.
+        retry: the :class:`RetryPolicy`.
+        jobs: connections kept per host.
         on_token: called with the redacted :class:`Exchange` of each token answer.
+        on_retry: called with a one-line message before each retry.
+        stop: when set, waits end early and no new request starts (Ctrl-C).
         transport: optional httpx transport (tests).
     """
 
     def __init__(self, host: str, *, username: str | None = None, password: str | None = None,
-                 plain_http: bool = False, insecure: bool = False, timeout: float = 30.0,
-                 max_manifest_size: int = MANIFEST_LIMIT, on_token: Callable[[Exchange], None] | None = None,
+                 identity_token: str | None = None,
+                 plain_http: bool = False, insecure: bool = False, ca_file: str | None = None,
+                 timeout: float = 30.0, connect_timeout: float | None = None, read_timeout: float | None = None,
+                 max_manifest_size: int = MANIFEST_LIMIT, retry: RetryPolicy | None = None, jobs: int = 4,
+                 on_token: Callable[[Exchange], None] | None = None,
+                 on_retry: Callable[[str], None] | None = None, stop: threading.Event | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
-        if (username is None) != (password is None):
+        if identity_token is None and (username is None) != (password is None):
             raise AuthError("a username needs a password and a password needs a username", code="auth.incomplete")
         self.host = host
         self.username = username
         self._password = password
+        self._identity_token = identity_token
         self.plain_http = plain_http
         self.insecure = insecure
-        self.timeout = timeout
+        self.connect_timeout = connect_timeout or timeout
+        self.read_timeout = read_timeout or timeout
         self.max_manifest_size = max_manifest_size
+        self.retry = retry or RetryPolicy()
         self.on_token = on_token
+        self.on_retry = on_retry
+        self.stop = stop or threading.Event()
         self.scheme: str | None = "http" if plain_http else None
         self.challenge: Challenge | None = None
         self._pinged = False
         self._lock = threading.Lock()
         self._scope_locks: dict[tuple[str, ...], threading.Lock] = {}
         self._tokens: dict[tuple[str, str, tuple[str, ...]], _Token] = {}
+        verify: bool | ssl.SSLContext = not insecure
+        if ca_file and not insecure:
+            verify = _ssl_context(ca_file)
+        jobs = max(1, jobs)
         self._client = httpx.Client(
-            verify=not insecure, timeout=timeout, follow_redirects=False, cookies=_no_cookies(),
+            verify=verify, timeout=self._timeout(), follow_redirects=False, cookies=_no_cookies(),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8), transport=transport)
+            limits=httpx.Limits(max_connections=jobs * 2, max_keepalive_connections=jobs * 2), transport=transport)
+
+    @property
+    def has_credentials(self) -> bool:
+        """True when a password or an identity token is configured."""
+        return self._identity_token is not None or self.username is not None
+
+    def _timeout(self, cap: float | None = None) -> httpx.Timeout:
+        read = min(self.read_timeout, cap) if cap else self.read_timeout
+        conn = min(self.connect_timeout, cap) if cap else self.connect_timeout
+        return httpx.Timeout(connect=conn, read=read, write=read, pool=max(read, conn))
 
     # --- lifecycle ---
 
@@ -229,37 +406,106 @@ class Registry:
     # --- low level ---
 
     def _send(self, method: str, url: str, headers: dict[str, str], limit: int, *,
-              timeout: float | None = None) -> tuple[httpx.Response, bytes, str]:
+              timeout: httpx.Timeout | None = None, data: dict[str, str] | None = None,
+              ) -> tuple[httpx.Response, bytes, str]:
         """One request, body streamed under ``limit``; network failures become FetchError."""
+        if self.stop.is_set():
+            raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url)
         stamp = now_rfc3339()
         try:
-            with self._client.stream(method, url, headers=headers, timeout=timeout or self.timeout) as resp:
+            with self._client.stream(method, url, headers=headers, timeout=timeout or self._timeout(),
+                                     data=data) as resp:
                 length = resp.headers.get("content-length", "")
                 if length.isdigit() and int(length) > limit:
                     raise FetchError(f"{url}: answer of {length} bytes is over the limit of {limit}",
                                      code="fetch.too-large", url=url, status=resp.status_code,
                                      hint="raise it with --max-manifest-size" if limit == self.max_manifest_size else None)
                 buf = bytearray()
-                for chunk in resp.iter_bytes():
-                    buf += chunk
-                    if len(buf) > limit:
-                        raise FetchError(f"{url}: answer is over the limit of {limit} bytes (stopped reading)",
-                                         code="fetch.too-large", url=url, status=resp.status_code)
+                if method != "HEAD":
+                    # spec §6.6: never hold more than the cap, whatever the server sends
+                    for chunk in resp.iter_bytes():
+                        buf += chunk
+                        if len(buf) > limit:
+                            raise FetchError(f"{url}: answer is over the limit of {limit} bytes (stopped reading)",
+                                             code="fetch.too-large", url=url, status=resp.status_code,
+                                             hint="raise it with --max-manifest-size"
+                                             if limit == self.max_manifest_size else None)
+                        if self.stop.is_set():
+                            raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url)
+                    if length.isdigit() and len(buf) != int(length) and not resp.headers.get("content-encoding"):
+                        raise FetchError(f"{url}: body of {len(buf)} bytes, Content-Length said {length}",
+                                         code="fetch.truncated", url=url, status=resp.status_code)
                 return resp, bytes(buf), stamp
         except httpx.TimeoutException as exc:
             raise FetchError(f"{self._where(url)}: timed out ({type(exc).__name__})", code="fetch.timeout",
-                             url=url, hint="raise --timeout, or check the host and port") from None
+                             url=url, hint="raise --connect-timeout/--read-timeout, or check the host and port") \
+                from None
         except httpx.ConnectError as exc:
             text = str(exc)
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
                 raise FetchError(f"{self._where(url)}: TLS certificate not trusted ({text})", code="fetch.tls",
-                                 url=url, hint="use --insecure only if you accept an unverified connection") from None
+                                 url=url, hint="trust a private CA with --ca-file PEM; --insecure only if you "
+                                               "accept an unverified connection") from None
             raise FetchError(f"cannot connect to {self._where(url)}: {text or 'connection failed'}",
                              code="fetch.connect", url=url,
                              hint="check the host, the port and --plain-http") from None
-        except httpx.TransportError as exc:
-            raise FetchError(f"{self._where(url)}: {type(exc).__name__}: {exc}", code="fetch.transport",
+        except httpx.RemoteProtocolError as exc:
+            text = str(exc)
+            code = "fetch.truncated" if "incomplete" in text or "complete message body" in text else "fetch.transport"
+            raise FetchError(f"{self._where(url)}: {text or 'the server closed the connection'}", code=code,
                              url=url) from None
+        except httpx.TransportError as exc:
+            raise FetchError(f"{self._where(url)}: {type(exc).__name__}: {exc or 'connection lost'}",
+                             code="fetch.transport", url=url) from None
+
+    def _call(self, method: str, url: str, headers: dict[str, str], limit: int, *,
+              timeout: httpx.Timeout | None = None, data: dict[str, str] | None = None,
+              check: Callable[[httpx.Response, bytes], str | None] | None = None,
+              retries: int | None = None) -> tuple[httpx.Response, bytes, str]:
+        """:meth:`_send` with retries (429 with Retry-After, 502/503/504, resets, timeouts,
+        truncated bodies, ``check`` failures), exponential backoff with full jitter."""
+        policy = self.retry
+        limit_attempts = policy.retries if retries is None else retries
+        attempt = 0
+        waited = 0.0
+        while True:
+            resp: httpx.Response | None = None
+            try:
+                resp, body, stamp = self._send(method, url, headers, limit, timeout=timeout, data=data)
+                if resp.status_code in RETRY_STATUS:
+                    problem = f"HTTP {resp.status_code}"
+                    failure: FetchError | None = None
+                else:
+                    why = check(resp, body) if check is not None and resp.status_code < 300 else None
+                    if why is None:
+                        return resp, body, stamp
+                    problem = why
+                    failure = FetchError(f"{self._where(url)}{httpx.URL(url).raw_path.decode('ascii', 'replace')}: "
+                                         f"{why}", code="fetch.digest-mismatch", url=url, status=resp.status_code)
+            except FetchError as exc:
+                if exc.code not in RETRY_CODES:
+                    raise
+                problem, failure = exc.message, exc
+            delay = None
+            if resp is not None and resp.status_code in (429, 503):
+                delay = parse_retry_after(resp.headers.get("retry-after"), time.time())
+            delay = policy.backoff(attempt) if delay is None else min(delay, policy.max_delay)
+            if attempt >= limit_attempts or waited + delay > policy.budget or self.stop.is_set():
+                if failure is None:
+                    assert resp is not None
+                    return resp, body, stamp  # the caller turns the status into an error
+                tries = attempt + 1
+                raise type(failure)(f"{failure.message} (gave up after {tries} attempt{'s' * (tries > 1)})",
+                                    code=failure.code, hint=failure.hint or "raise --retries or --read-timeout",
+                                    url=failure.url, status=failure.status) from None
+            attempt += 1
+            if self.on_retry is not None:
+                where = problem if problem.startswith(("http://", "https://", "cannot")) else \
+                    f"{self._where(url)}{httpx.URL(url).raw_path.decode('ascii', 'replace')}: {problem}"
+                self.on_retry(f"{where}; retry {attempt}/{limit_attempts} in {delay:.2f} s")
+            if self.stop.wait(delay):
+                raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url)
+            waited += delay
 
     @staticmethod
     def _where(url: str) -> str:
@@ -276,18 +522,20 @@ class Registry:
     def _error(self, what: str, url: str, resp: httpx.Response, body: bytes) -> FetchError:
         errors = _parse_error_body(body)
         status = resp.status_code
+        retry_hint = f"rate limited: the registry asks to retry after {resp.headers['retry-after']} s" \
+            if resp.headers.get("retry-after") else None
         if errors:
             first = errors[0]
             code = str(first.get("code", "UNKNOWN"))
             msg = str(first.get("message", "")).strip()
             hint = _HINTS.get(code)
-            if code == "TOOMANYREQUESTS" and resp.headers.get("retry-after"):
-                hint = f"rate limited: retry after {resp.headers['retry-after']} s"
+            if code == "TOOMANYREQUESTS" and retry_hint:
+                hint = retry_hint
             return RegistryError(f"{what}: {code}{': ' + msg if msg else ''} (HTTP {status})", errors=errors,
                                  code=f"registry.{code.lower().replace('_', '-')}", hint=hint, url=url, status=status)
         snippet = body[:120].decode("utf-8", "replace").strip()
         return RegistryError(f"{what}: HTTP {status}{' ' + snippet if snippet else ''}", code=f"registry.http-{status}",
-                             url=url, status=status)
+                             url=url, status=status, hint=retry_hint if status == 429 else None)
 
     # --- ping and challenge (spec §5.1) ---
 
@@ -300,13 +548,15 @@ class Registry:
             last: FetchError | None = None
             for scheme in schemes:
                 url = f"{scheme}://{self.host}/v2/"
+                probing = scheme == "https" and len(schemes) > 1
                 try:
-                    resp, body, _ = self._send("GET", url, {}, SMALL_LIMIT)
+                    resp, body, _ = self._call("GET", url, {}, SMALL_LIMIT, retries=0 if probing else None)
                 except FetchError as exc:
                     last = exc
-                    if exc.code in ("fetch.connect", "fetch.transport", "fetch.tls") and scheme == "https" \
-                            and len(schemes) > 1:
-                        continue  # loopback: https refused, try http (spec §6.1)
+                    # loopback: no TLS there, try http (spec §6.1); a TLS server with an untrusted
+                    # certificate is not downgraded to plain http
+                    if exc.code in ("fetch.connect", "fetch.transport") and probing:
+                        continue
                     raise
                 self.scheme = scheme
                 break
@@ -348,29 +598,28 @@ class Registry:
                               code="policy.realm-downgrade")
         reg_host = split_host(self.host)[0].lower()
         realm_host = url.host.lower()
-        kind = _ip_policy(realm_host)
-        if kind == "link-local/unspecified":
-            raise PolicyError(f"token realm {realm!r} points at a {kind} address; refused (SSRF guard)",
+        problem = realm_address_problem(realm_host, self.host)
+        if problem:
+            # SSRF guard: a registry must not make us call 169.254.169.254 & co (ggcr#2243)
+            raise PolicyError(f"token realm {realm!r} points at {problem}; refused (SSRF guard)",
                               code="policy.realm-ssrf")
-        if kind == "private" and realm_host != reg_host and _ip_policy(reg_host) != "private" \
-                and not is_loopback(self.host):
-            raise PolicyError(f"token realm {realm!r} points at a private address; refused (SSRF guard)",
-                              code="policy.realm-ssrf")
-        if self.username is not None and realm_host != reg_host \
+        if self.has_credentials and realm_host != reg_host \
                 and realm_host not in _REALM_ALLOW.get(reg_host, set()) \
                 and realm_host.split(".")[-2:] != reg_host.split(".")[-2:]:
             raise PolicyError(
                 f"registry {self.host} sends credentials to token realm host {realm_host}; refused",
                 code="policy.realm-host",
-                hint="credentials are only sent to a realm on the registry's own domain")
+                hint="credentials are only sent to a realm on the registry's own domain; "
+                     "use --no-creds for anonymous access")
 
-    # --- tokens (spec §5.3, §5.4) ---
+    # --- tokens (spec §5.3, §5.4, §5.6) ---
 
     def _basic(self) -> str:
-        raw = f"{self.username}:{self._password}".encode()
+        secret = self._password if self._password is not None else self._identity_token
+        raw = f"{self.username or '<token>'}:{secret}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
-    def _token(self, scopes: tuple[str, ...], *, refresh: bool = False) -> _Token:
+    def _token(self, scopes: tuple[str, ...], *, refresh: bool = False, stale: str | None = None) -> _Token:
         ch = self.challenge
         assert ch is not None and ch.realm
         key = (ch.realm, ch.service or "", tuple(sorted(scopes)))
@@ -380,11 +629,17 @@ class Registry:
             cached = self._tokens.get(key)
             if cached and not refresh and cached.expires_at - 10 > time.time():
                 return cached
+            if cached and refresh and stale is not None and cached.value != stale:
+                return cached  # another worker already replaced the expired token
             token = self._request_token(ch, list(key[2]))
             self._tokens[key] = token
             return token
 
     def _request_token(self, ch: Challenge, scopes: list[str]) -> _Token:
+        if self._identity_token is not None:
+            tok = self._oauth_token(ch, scopes)
+            if tok is not None:
+                return tok
         url = httpx.URL(ch.realm)
         params = list(url.params.multi_items())  # keep a query already in the realm (spec §5.3)
         if self.username is not None:
@@ -393,16 +648,34 @@ class Registry:
             params.append(("service", ch.service))
         params += [("scope", s) for s in scopes]
         full = str(url.copy_with(params=params))
-        headers = {"Authorization": self._basic()} if self.username is not None else {}
-        resp, body, stamp = self._send("GET", full, headers, SMALL_LIMIT, timeout=min(self.timeout, TOKEN_TIMEOUT))
+        headers = {"Authorization": self._basic()} if self.has_credentials else {}
+        resp, body, stamp = self._call("GET", full, headers, SMALL_LIMIT, timeout=self._timeout(TOKEN_TIMEOUT))
+        return self._token_answer("GET", full, resp, body, stamp, scopes)
+
+    def _oauth_token(self, ch: Challenge, scopes: list[str]) -> _Token | None:
+        """spec §5.6: POST grant_type=refresh_token; None when the server has no POST form."""
+        form = {"grant_type": "refresh_token", "refresh_token": self._identity_token or "", "client_id": CLIENT_ID,
+                "service": ch.service or ""}
+        if scopes:
+            form["scope"] = " ".join(scopes)  # one field, space-separated in the POST form
+        resp, body, stamp = self._call("POST", ch.realm or "", {}, SMALL_LIMIT, data=form,
+                                       timeout=self._timeout(TOKEN_TIMEOUT))
+        if resp.status_code in (400, 404, 405, 501):
+            return None  # Harbor and others: fall back to GET with Basic (spec §5.6)
+        return self._token_answer("POST", ch.realm or "", resp, body, stamp, scopes)
+
+    def _token_answer(self, method: str, full: str, resp: httpx.Response, body: bytes, stamp: str,
+                      scopes: list[str]) -> _Token:
         what = f"token service {self._where(full)}"
         if resp.status_code in (401, 403):
-            if self.username is not None:
-                raise AuthError(f"{what} refused the credentials of user {self.username!r} (HTTP {resp.status_code})",
+            if self.has_credentials:
+                who = f"user {self.username!r}" if self.username else "the identity token"
+                raise AuthError(f"{what} refused the credentials of {who} (HTTP {resp.status_code})",
                                 code="auth.refused", url=full, status=resp.status_code,
-                                hint="check the username and the password given on stdin")
+                                hint="check the user name and the password (or log in again)")
             raise AuthError(f"{what} refused an anonymous token (HTTP {resp.status_code})", code="auth.refused",
-                            url=full, status=resp.status_code, hint="give credentials: -u USER --password-stdin")
+                            url=full, status=resp.status_code,
+                            hint="give credentials: --creds USER --password-stdin")
         if 300 <= resp.status_code < 400:
             raise PolicyError(f"{what} redirected the token request; not followed (credentials stay put)",
                               code="policy.redirect", url=full, status=resp.status_code)
@@ -416,42 +689,49 @@ class Registry:
             grant["notes"] = list(parsed.notes)
         if self.on_token is not None:
             saved, removed = redact_token_body(body)
-            ex = self._exchange("token", "GET", full, None, resp, saved, stamp, grant)
+            ex = self._exchange("token", method, full, None, resp, saved, stamp, grant)
             ex.redacted = [*removed, *ex.redacted]
             self.on_token(ex)
-        if self.username is not None:
+        if self.has_credentials:
             for s in scopes:
                 wanted = s.rsplit(":", 1)[-1].split(",")
                 if sorted(missing_actions(grant, s)) == sorted(a for a in wanted if a):
                     raise empty_grant_error(s)
         return _Token(parsed.token, parsed.expires_at, grant)
 
-    def _auth(self, scopes: tuple[str, ...], refresh: bool = False) -> tuple[dict[str, str], dict[str, Any] | None]:
+    def _auth(self, scopes: tuple[str, ...], refresh: bool = False,
+              stale: str | None = None) -> tuple[dict[str, str], dict[str, Any] | None]:
         ch = self.challenge
         if ch is None:
             return {}, None
         if ch.scheme == "basic":
-            if self.username is None:
+            if self.username is None or self._password is None:
                 return {}, None
+            # spec §5.10 rule 4: no credentials over plain http unless asked for or loopback
             if self.scheme != "https" and not (self.plain_http or is_loopback(self.host)):
                 raise PolicyError("refusing to send Basic credentials over plain http", code="policy.plain-http")
             return {"Authorization": self._basic()}, {"format": "basic", "subject": self.username}
-        tok = self._token(scopes, refresh=refresh)
+        tok = self._token(scopes, refresh=refresh, stale=stale[7:] if stale else None)
         return {"Authorization": f"Bearer {tok.value}"}, tok.grant
 
     # --- requests ---
 
     def request(self, kind: str, path: str, *, scopes: tuple[str, ...], accept: str | None = None,
-                limit: int = SMALL_LIMIT, what: str = "") -> Exchange:
-        """GET ``path`` on the registry with auth, no redirects; non-2xx raises."""
+                limit: int = SMALL_LIMIT, what: str = "", method: str = "GET",
+                check: Callable[[httpx.Response, bytes], str | None] | None = None) -> Exchange:
+        """GET (or HEAD) ``path`` on the registry with auth, no redirects; non-2xx raises.
+
+        A 401 gets one fresh token (expired or revoked token, or ``insufficient_scope``).
+        """
         self.ping()
         url = path if path.startswith(("http://", "https://")) else self.base + path
         headers = {"Accept": accept} if accept else {}
         refreshed = False
-        retried_429 = False
+        used: str | None = None
         while True:
-            auth, grant = self._auth(scopes, refresh=refreshed)
-            resp, body, stamp = self._send("GET", url, {**headers, **auth}, limit)
+            auth, grant = self._auth(scopes, refresh=refreshed, stale=used)
+            used = auth.get("Authorization")
+            resp, body, stamp = self._call(method, url, {**headers, **auth}, limit, check=check)
             if resp.status_code == 401 and not refreshed:
                 new = self._pick(resp)
                 if new is not None and new.scheme == "bearer":
@@ -466,56 +746,99 @@ class Registry:
                     self.challenge = new
                     refreshed = True
                     continue
-            if resp.status_code == 429 and not retried_429:
-                wait = resp.headers.get("retry-after", "")
-                if wait.isdigit() and int(wait) <= 5:
-                    retried_429 = True
-                    time.sleep(int(wait))
+                if self.challenge is not None and self.challenge.scheme == "bearer":
+                    refreshed = True  # 401 without a challenge (gcr.io did this): one fresh token
                     continue
             break
         if 300 <= resp.status_code < 400:
             raise PolicyError(f"{what or url}: registry redirected to {resp.headers.get('location', '?')}; "
                               "not followed for manifests and tag lists", code="policy.redirect", url=url,
                               status=resp.status_code)
-        if resp.status_code == 401 and self.username is None and grant is not None:
+        if resp.status_code == 401 and not self.has_credentials and grant is not None:
             raise AuthError(f"{what or url}: anonymous access not granted (HTTP 401)", code="auth.anonymous",
-                            url=url, status=401, hint="give credentials: -u USER --password-stdin")
+                            url=url, status=401, hint="give credentials: --creds USER --password-stdin")
         if resp.status_code >= 400:
             raise self._error(what or url, url, resp, body)
-        return self._exchange(kind, "GET", url, accept, resp, body, stamp, grant)
+        return self._exchange(kind, method, url, accept, resp, body, stamp, grant)
 
-    def get_manifest(self, repository: str, ref: str, accept: str) -> Exchange:
-        """``GET /v2/<name>/manifests/<ref>`` with ``accept`` (size cap: max_manifest_size)."""
-        return self.request("manifests", f"/v2/{repository}/manifests/{ref}",
+    def get_manifest(self, repository: str, ref: str, accept: str, *,
+                     check: Callable[[httpx.Response, bytes], str | None] | None = None) -> Exchange:
+        """``GET /v2/<name>/manifests/<ref>`` with ``accept`` (size cap: max_manifest_size).
+
+        ``check(response, body)`` returns why a 2xx body is not good (digest mismatch...);
+        such answers are retried and never returned.
+        """
+        return self.request("manifests", f"/v2/{repository}/manifests/{_path_part(ref)}",
                             scopes=(repository_scope(repository),), accept=accept,
-                            limit=self.max_manifest_size, what=f"{self.host}/{repository}:{ref}")
+                            limit=self.max_manifest_size, what=f"{self.host}/{repository}:{ref}", check=check)
 
-    def list_tags(self, repository: str) -> Iterator[Exchange]:
-        """``GET /v2/<name>/tags/list``, following ``Link: rel="next"`` pages (spec §6.3)."""
-        url = f"/v2/{repository}/tags/list"
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            ex = self.request("tags", url, scopes=(repository_scope(repository),), accept="application/json",
-                              what=f"{self.host}/{repository} tags")
+    def head_manifest(self, repository: str, ref: str, accept: str) -> Exchange:
+        """``HEAD /v2/<name>/manifests/<ref>`` (spec §6.5): headers only."""
+        return self.request("manifests", f"/v2/{repository}/manifests/{_path_part(ref)}",
+                            scopes=(repository_scope(repository),), accept=accept, method="HEAD",
+                            what=f"{self.host}/{repository}:{ref} (HEAD)")
+
+    def pages(self, kind: str, path: str, *, scopes: tuple[str, ...], what: str, notes: list[str],
+              max_pages: int = MAX_PAGES) -> Iterator[Exchange]:
+        """GET ``path`` and every ``Link: rel="next"`` page after it (spec §6.3).
+
+        Relative and absolute links are resolved against the page URL and sent exactly as
+        written. Paging stops, with a line added to ``notes``, at a link to another scheme
+        or host (not followed: ggcr#2332), a page seen before or a ``last`` that does not
+        increase (loop), or after ``max_pages`` pages.
+        """
+        self.ping()
+        home = _origin(httpx.URL(self.base))
+        url = self.base + path
+        seen = {url}
+        last_marker: str | None = None
+        for _ in range(max_pages):
+            ex = self.request(kind, url, scopes=scopes, accept="application/json", what=what)
             yield ex
-            link = _next_link(ex.header("link"))
-            if not link:
+            nexts = [t for t, rels in parse_link_header(ex.header_values("link")) if "next" in rels]
+            if not nexts:
                 return
-            nxt = httpx.URL(ex.url).join(link)
-            if _origin(nxt) != _origin(httpx.URL(self.base)):
-                raise PolicyError(f"tag list page link goes to another origin ({nxt.host}); not followed",
-                                  code="policy.link")
-            url = str(nxt)
-            if url in seen:
-                raise FetchError(f"{self.host}/{repository}: tag list pages loop at {url}", code="fetch.pagination")
-            seen.add(url)
-        raise FetchError(f"{self.host}/{repository}: more than {MAX_PAGES} tag list pages", code="fetch.pagination")
+            try:
+                target = httpx.URL(ex.url).join(nexts[0])
+            except httpx.InvalidURL:
+                notes.append(f"{what}: Link {nexts[0]!r} is not a URL; paging stopped")
+                return
+            if _origin(target) != home:
+                notes.append(f"{what}: Link to {target.scheme}://{target.host}"
+                             f"{':' + str(target.port) if target.port else ''} (another scheme or host) "
+                             "not followed; paging stopped (SSRF guard)")
+                return
+            nxt = str(target)
+            marker = dict(target.params.multi_items()).get("last")
+            if nxt in seen or (marker is not None and last_marker is not None and marker <= last_marker):
+                notes.append(f"{what}: pages loop (next page {nxt} seen before or 'last' not increasing); "
+                             "paging stopped")
+                return
+            seen.add(nxt)
+            last_marker = marker if marker is not None else last_marker
+            url = nxt
+        notes.append(f"{what}: more than {max_pages} pages; stopped (raise --max-pages)")
 
-    def get_blob(self, repository: str, digest: str, *, limit: int = BLOB_LIMIT) -> Exchange:
+    def list_tags(self, repository: str, notes: list[str] | None = None,
+                  max_pages: int = MAX_PAGES) -> Iterator[Exchange]:
+        """``GET /v2/<name>/tags/list`` and its pages (see :meth:`pages`)."""
+        yield from self.pages("tags", f"/v2/{repository}/tags/list", scopes=(repository_scope(repository),),
+                              what=f"{self.host}/{repository} tags", notes=notes if notes is not None else [],
+                              max_pages=max_pages)
+
+    def catalog(self, notes: list[str], max_pages: int = MAX_PAGES) -> Iterator[Exchange]:
+        """``GET /v2/_catalog`` and its pages (scope ``registry:catalog:*``)."""
+        yield from self.pages("catalog", "/v2/_catalog", scopes=("registry:catalog:*",),
+                              what=f"{self.host} catalog", notes=notes, max_pages=max_pages)
+
+    def get_blob(self, repository: str, digest: str, *, limit: int = BLOB_LIMIT,
+                 check: Callable[[httpx.Response, bytes], str | None] | None = None) -> Exchange:
         """``GET /v2/<name>/blobs/<digest>``; redirects followed by hand (CVE-2020-15157).
 
-        ``Authorization`` is sent only to the registry's own origin; a redirect to another
-        origin is fetched without credentials, and an https -> http downgrade is refused.
+        ``Authorization`` is sent only to the registry's own origin (scheme, host, port: a
+        redirect to another port or from 127.0.0.1 to localhost counts as another origin);
+        another origin is fetched without credentials, and an https -> http downgrade is
+        refused (spec §5.10 rule 3).
         """
         self.ping()
         scopes = (repository_scope(repository),)
@@ -524,13 +847,15 @@ class Registry:
         hops: list[str] = []
         what = f"{self.host}/{repository}@{digest}"
         refreshed = False
+        used: str | None = None
         grant: dict[str, Any] | None = None
         for _ in range(MAX_REDIRECTS + 1):
             target = httpx.URL(url)
             same = _origin(target) == home
-            auth, g = self._auth(scopes, refresh=refreshed) if same else ({}, None)
+            auth, g = self._auth(scopes, refresh=refreshed, stale=used) if same else ({}, None)
+            used = auth.get("Authorization") if same else used
             grant = g if same else grant
-            resp, body, stamp = self._send("GET", url, auth, limit)
+            resp, body, stamp = self._call("GET", url, auth, limit, check=check)
             if resp.status_code == 401 and same and not refreshed and self.challenge is not None:
                 refreshed = True
                 continue
@@ -553,3 +878,25 @@ class Registry:
                 ex.redacted.append("redirect-query")
             return ex
         raise FetchError(f"{what}: more than {MAX_REDIRECTS} redirects", code="fetch.redirect", url=url)
+
+
+def _path_part(ref: str) -> str:
+    """A tag or digest as one URL path segment (a forced odd tag must not add segments)."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-._~:") else
+                   "".join(f"%{b:02X}" for b in ch.encode()) for ch in ref)
+    return safe
+
+
+def _ssl_context(ca_file: str) -> ssl.SSLContext:
+    """Default verification (certifi bundle, like httpx) plus the CAs of ``ca_file``."""
+    try:
+        import certifi
+
+        ctx = ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        ctx = ssl.create_default_context()
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--ca-file {ca_file}: cannot load CA certificates ({exc})", code="usage.ca-file") from None
+    return ctx

@@ -101,8 +101,3 @@ def test_only_the_cli_prints_or_exits():
         # report.py renders with rich into a StringIO; bare print / typer / sys.exit are the CLI's.
         assert not calls(tree) & {"print", "typer.echo", "sys.exit", "typer.Exit", "exit"}, name
 
-
-def test_cli_default_size_matches_the_library():
-    from mfkit import _cli_analyze, inputs
-
-    assert _cli_analyze.DEFAULT_MAX_SIZE == inputs.DEFAULT_MAX_SIZE
