@@ -24,17 +24,26 @@ def _read(path: Path, what: str) -> bytes:
 
 def trust_policy(trust_ca: list[Path], trust_key: list[str], trust_keys: list[Path]):
     """Build the trust policy from the command-line options (reads the named files)."""
-    from .core.trust import TrustPolicy, parse_roots, parse_trust_keys
+    from .core.trust import KEY_ID, TrustPolicy, parse_roots, parse_trust_keys
 
+    for kid in trust_key:
+        if not KEY_ID.fullmatch(kid):
+            raise UsageError(f"--trust-key {kid!r} is not a libtrust key ID",
+                             code="usage.trust-key", hint="12 groups of 4 base32 characters: ABCD:EFGH:...:WXYZ")
     keys: set[str] = set(trust_key)
     roots: list = []
-    try:
-        for path in trust_keys:
-            keys |= parse_trust_keys(_read(path, "--trust-keys"))
-        for path in trust_ca:
-            roots.extend(parse_roots(_read(path, "--trust-ca")))
-    except ValueError as exc:
-        raise UsageError(f"unusable trust input: {exc}", code="usage.trust-file") from exc
+    for option, paths, parse in (("--trust-keys", trust_keys, parse_trust_keys), ("--trust-ca", trust_ca, parse_roots)):
+        for path in paths:
+            try:
+                found = parse(_read(path, option))
+            except ValueError as exc:
+                hint = ("a JWK set, a JWK, or PEM public keys / certificates" if option == "--trust-keys"
+                        else "PEM root certificates (-----BEGIN CERTIFICATE-----)")
+                raise UsageError(f"{option} {path}: {exc}", code="usage.trust-file", hint=hint) from None
+            if option == "--trust-keys":
+                keys |= found
+            else:
+                roots.extend(found)
     return TrustPolicy(frozenset(keys), tuple(roots))
 
 
@@ -68,10 +77,17 @@ def analyze_cmd(
             out.write(render_error_json(source, item.to_dict()) if json_out
                       else render_error_text(source, item.to_dict()).encode())
             continue
-        result = analyze_response(item, policy=policy, now=now)
+        try:
+            result = analyze_response(item, policy=policy, now=now)
+            line = render_json_line(result) if json_out else render_text(result, color=color).encode() + b"\n"
+        except Exception as exc:  # noqa: BLE001 - a bug must not hide the inputs after this one
+            unreadable += 1
+            err = {"code": "internal", "message": f"{type(exc).__name__}: {exc}"[:300]}
+            out.write(render_error_json(item.source, err) if json_out else render_error_text(item.source, err).encode())
+            continue
         done.append(result)
         bad |= not result.ok or (require_trusted and result.is_manifest and result.trusted is not True)
-        out.write(render_json_line(result) if json_out else render_text(result, color=color).encode() + b"\n")
+        out.write(line)
         out.flush()
     if not json_out:
         out.write(summary_line(done, unreadable).encode())

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 CAPTURE_FORMAT = 1
+_UMASK = os.umask(0o022)  # read once at import (single-threaded then) and put back
+os.umask(_UMASK)
 META_SUFFIX = ".meta.json"
 BODY_SUFFIX = ".body"
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
@@ -92,6 +94,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -11,6 +11,7 @@ Folder walks skip dot-files and files named like data or prose (``.jsonl``, ``.t
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from .capture import BODY_SUFFIX, is_capture_meta, read_capture
 from .core.http import Response
 from .core.transcript import looks_like_transcript, split_transcript
-from .errors import InputError
+from .errors import InputError, UsageError
 from .limits import DEFAULT_MAX_SIZE
 
 __all__ = ["DEFAULT_MAX_SIZE", "iter_inputs", "read_path", "read_bytes_input"]
@@ -36,7 +37,8 @@ def read_bytes_input(data: bytes, source: str) -> list[Response]:
             return [
                 Response(source=f"{source}#{i}", body=p.body, status=p.status, headers=p.headers, url=p.url,
                          method=p.method, body_offset=p.body_offset,
-                         meta={"transcript": True, "bounded": p.bounded, "declared_length": p.declared_length})
+                         meta={"transcript": True, "bounded": p.bounded, "declared_length": p.declared_length,
+                               "framing": list(p.notes)})
                 for i, p in enumerate(parts, 1)
             ]
     return [Response(source=source, body=data)]
@@ -44,14 +46,22 @@ def read_bytes_input(data: bytes, source: str) -> list[Response]:
 
 def _read_file(path: Path, max_size: int) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > max_size:
-            raise InputError(f"{path}: {size} bytes is over the limit of {max_size}", code="input.too-large",
+        info = path.stat()
+        # FIFOs, sockets and devices could block forever or never end: regular files only.
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file", code="input.not-regular",
+                             hint="copy the evidence into a regular file first")
+        if info.st_size > max_size:
+            raise InputError(f"{path}: {info.st_size} bytes is over the limit of {max_size}", code="input.too-large",
                              hint="raise it with --max-size")
         with open(path, "rb") as fh:
-            return fh.read(max_size + 1)
+            data = fh.read(max_size + 1)
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror or exc}", code="input.unreadable") from exc
+    if len(data) > max_size:  # grew while being read
+        raise InputError(f"{path}: over the limit of {max_size} bytes", code="input.too-large",
+                         hint="raise it with --max-size")
+    return data
 
 
 def read_path(path: Path, *, max_size: int = DEFAULT_MAX_SIZE) -> list[Response]:
@@ -61,8 +71,9 @@ def read_path(path: Path, *, max_size: int = DEFAULT_MAX_SIZE) -> list[Response]
     return read_bytes_input(_read_file(path, max_size), str(path))
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder, onerror=None):
+def _walk(folder: Path, errors: list[OSError]) -> Iterator[Path]:
+    # A folder that cannot be listed is reported, never skipped in silence.
+    for root, dirs, files in os.walk(folder, onerror=errors.append):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         names = set(files)
         paired = any(n.endswith(".meta.json") for n in names)
@@ -79,26 +90,43 @@ def iter_inputs(paths: list[str], *, max_size: int = DEFAULT_MAX_SIZE, stdin=Non
 
     Errors are yielded, not raised, so one bad input does not stop the others.
     """
+    if paths.count("-") > 1:
+        raise UsageError("'-' (standard input) can be given only once", code="usage.stdin-twice")
     for name in paths:
         if name == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
             data = stream.read(max_size + 1)
             if len(data) > max_size:
-                yield InputError(f"stdin: over the limit of {max_size} bytes", code="input.too-large")
+                err = InputError(f"stdin: over the limit of {max_size} bytes", code="input.too-large",
+                                 hint="raise it with --max-size")
+                err.source = "-"  # type: ignore[attr-defined]
+                yield err
                 continue
             yield from read_bytes_input(data, "-")
             continue
         path = Path(name)
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # e.g. a name too long for the file system
+            err = InputError(f"{name[:200]}: {exc.strerror or exc}", code="input.unreadable")
+            err.source = name  # type: ignore[attr-defined]
+            yield err
+            continue
+        if is_dir:
             found = False
-            for item in _walk(path):
+            walk_errors: list[OSError] = []
+            for item in _walk(path, walk_errors):
                 found = True
                 try:
                     yield from read_path(item, max_size=max_size)
                 except InputError as exc:
                     exc.source = str(item)  # type: ignore[attr-defined]
                     yield exc
-            if not found:
+            for oserr in walk_errors:
+                err = InputError(f"{oserr.filename}: folder cannot be read ({oserr.strerror})", code="input.unreadable")
+                err.source = str(oserr.filename)  # type: ignore[attr-defined]
+                yield err
+            if not found and not walk_errors:
                 err = InputError(f"{path}: folder holds no files", code="input.empty-folder")
                 err.source = name  # type: ignore[attr-defined]
                 yield err

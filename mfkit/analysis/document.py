@@ -241,6 +241,12 @@ def analyze(response: Response, *, policy: TrustPolicy | None = None, now: dt.da
     if fast is not None:
         return _finish(response, "schema1-signed", "content-type" if response.content_type else "shape",
                        body_digest, header, fast[0], fast[1], fast[2], findings, ctx)
+    if response.status is not None and (300 <= response.status < 400 or response.status in (204, 304)) \
+            and not raw.strip():
+        # A redirect or "no content" answer carries no document (curl -iL shows them in passing).
+        kind = "redirect" if 300 <= response.status < 400 and response.status != 304 else "no-content"
+        _framing_findings(response, findings)
+        return _finish(response, kind, "status", body_digest, header, None, None, [], findings, ctx)
     try:
         parsed, anomalies = loads_strict(raw)
     except JSONError as exc:
@@ -253,6 +259,10 @@ def analyze(response: Response, *, policy: TrustPolicy | None = None, now: dt.da
         kind, how = saved_as, "capture"
     if response.status is not None and response.status >= 400:
         kind = "registry-error"
+    if kind == "unknown" and not findings:
+        findings.append(Finding("document.unknown-kind", "warning",
+                                "valid JSON, but not a manifest, index, config or registry answer mfkit knows", "$"))
+    _framing_findings(response, findings)
     _json_findings(anomalies, "outer document" if kind == "schema1-signed" else "document", findings)
     if kind == "schema1-signed" and isinstance(parsed, dict) and "signatures" not in parsed:
         kind = "schema1-unsigned"
@@ -363,7 +373,12 @@ def _time_findings(env: Envelope, manifest: Schema1Manifest | None, reference: d
                    fetched: bool, findings: list[Finding]) -> None:
     """libtrust never checks the protected ``time`` (spec §1.9): mfkit compares it."""
     # The image's created time is the top entry's (history[0] is the image config, spec §3.2).
-    created = _parse_time(manifest.top.created) if manifest is not None and manifest.top is not None else None
+    top = manifest.top if manifest is not None else None
+    created = _parse_time(top.created) if top is not None else None
+    if top is not None and top.created is not None and created is None:
+        findings.append(Finding("manifest.created-invalid", "warning",
+                                f"the image's created time {top.created[:40]!r} is not RFC 3339",
+                                "$.history[0].v1Compatibility.created"))
     for sg in env.signatures:
         when = _parse_time(sg.time)
         where = f"$.signatures[{sg.index}].protected.time"
@@ -420,13 +435,29 @@ _MANIFEST_TYPES = {
 }
 
 
+def _framing_findings(response: Response, findings: list[Finding]) -> None:
+    """What the transcript reader noticed about how the body was delimited."""
+    if not response.meta.get("transcript"):
+        return
+    where = f"transcript byte {response.body_offset}" if response.body_offset is not None else ""
+    for note in response.meta.get("framing") or ():
+        severity = "info" if note.startswith("chunked") else "error"
+        findings.append(Finding("transcript.framing", severity, note, where))
+    if not response.meta.get("bounded") and not any("Content-Length" in n for n in response.meta.get("framing") or ()):
+        findings.append(Finding("transcript.unbounded-body", "warning",
+                                "no Content-Length: the body was taken up to the next response or prompt", where))
+
+
 def _json_findings(anomalies: list[tuple[str, str]], what: str, findings: list[Finding]) -> None:
     for kind, detail in anomalies:
         if kind == "duplicate-key":
             findings.append(Finding("json.duplicate-key", "warning",
                                     f"duplicate key in the {what}: parsers disagree on which one counts", detail))
+        elif kind == "lone-surrogate":
+            findings.append(Finding("json.lone-surrogate", "warning",
+                                    f"a lone \\uD800-\\uDFFF escape in the {what}: read as U+FFFD, as Go does", detail))
         else:
-            findings.append(Finding(f"json.{kind}", "warning", f"{kind} in the {what}", ""))
+            findings.append(Finding(f"json.{kind}", "warning", f"{kind} in the {what}", detail))
 
 
 def _compare_outer(outer: Any, payload_doc: Any, findings: list[Finding]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["JSONError", "loads_strict", "DupDict", "json_path", "go_fold"]
 
 _BOM = b"\xef\xbb\xbf"
-_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class JSONError(ValueError):
@@ -54,11 +54,23 @@ def _hook(pairs: list[tuple[str, Any]]) -> dict:
     return d
 
 
+class _NumberError(ValueError):
+    """A number Go's decoder refuses: NaN/Infinity, or a float out of range."""
+
+
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _NumberError(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_hook, parse_constant=_no_constant)
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # Go: "value out of range"
+        raise _NumberError(f"number {text[:40]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_hook, parse_constant=_no_constant, parse_float=_float)
+_LONE = re.compile("[\ud800-\udfff]")
 
 
 def loads_strict(data: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
@@ -93,15 +105,41 @@ def loads_strict(data: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
         raise JSONError(f"{exc.msg} at byte {offset}", offset, code) from None
     except RecursionError:
         raise JSONError("nesting too deep", None, "json.too-deep") from None
-    except ValueError as exc:  # parse_constant: NaN, Infinity, -Infinity (Go rejects them)
+    except _NumberError as exc:  # NaN, Infinity, out-of-range floats: Go rejects them
         raise JSONError(str(exc), None, "json.nan") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        raise JSONError(f"unreadable number: {exc}", None, "json.invalid") from None
     anomalies: list[tuple[str, str]] = []
     if "\\u" in text and _SURROGATE.search(text):
-        anomalies.append(("lone-surrogate", "a \\uD800-\\uDFFF escape"))
+        # Lone surrogates decode to U+FFFD in Go; here too, so nothing downstream holds
+        # text that cannot be encoded (spec §2.3).  Paired escapes are a normal character.
+        value, paths = _replace_lone(value, "$")
+        anomalies.extend(("lone-surrogate", p) for p in paths)
     if _DUPS_SEEN[0] != before and _has_dups(value):
         for path, key in _walk_dups(value, "$"):
             anomalies.append(("duplicate-key", f"{path}.{key}" if path else key))
     return value, anomalies
+
+
+def _replace_lone(value: Any, path: str) -> tuple[Any, list[str]]:
+    found: list[str] = []
+
+    def fix(v: Any, p: str) -> Any:
+        if isinstance(v, str):
+            if _LONE.search(v):
+                found.append(p)
+                return _LONE.sub("\ufffd", v)
+            return v
+        if isinstance(v, list):
+            return [fix(x, f"{p}[{i}]") for i, x in enumerate(v)]
+        if isinstance(v, dict):
+            out = type(v)((fix(k, f"{p}.<key>"), fix(x, f"{p}.{k}")) for k, x in v.items())
+            if isinstance(v, DupDict):
+                out.dups = v.dups  # type: ignore[attr-defined]
+            return out
+        return v
+
+    return fix(value, path), found
 
 
 def _has_dups(value: Any) -> bool:

@@ -352,11 +352,21 @@ def _signature_findings(r: SignatureResult) -> list[Finding]:
                            f"signature {r.index} carries both x5c and jwk: the x5c leaf ({r.key_id}) is the key that "
                            f"counts; a naive reader would show the jwk kid {r.jwk_kid}", where + ".header"))
     for a in r.anomalies:
+        if a == "jwk carries a private key member":
+            continue
         code = "jws.b64-padded" if a.endswith("padded") else "jws.b64-non-canonical" if a.endswith("non-canonical") else "jws.encoding"
-        out.append(Finding(code, "info", f"signature {r.index}: {a} base64url (libtrust accepts it; spec §1.5)", where))
+        why = " base64url (libtrust accepts it, so one signature has several spellings)" if code != "jws.encoding" else ""
+        out.append(Finding(code, "info", f"signature {r.index}: {a}{why}", where))
+    if r.key_type and r.key_type.startswith("RSA") and (r.bits or 0) < 2048:
+        out.append(Finding("jws.weak-key", "warning",
+                           f"signature {r.index} uses a {r.bits}-bit RSA key: too short to rule out forgery", where))
+    if "jwk carries a private key member" in r.anomalies:
+        out.append(Finding("jws.jwk-private-member", "warning",
+                           f"signature {r.index}: the jwk carries a private key member: that key is compromised", where))
     if r.high_s:
         out.append(Finding("jws.high-s", "info",
-                           f"signature {r.index} uses the high-s ECDSA form: valid, but signatures are malleable (spec §1.7)",
+                           f"signature {r.index} uses the high-s ECDSA form: valid, but anyone can derive a second valid "
+                           "signature string, so identify signed content by payload digest and key, not signature bytes",
                            where + ".signature"))
     return out
 

@@ -148,6 +148,8 @@ def _jwk_cached(ck: tuple) -> KeyInfo:
             raise KeyError_(f"invalid RSA key: {exc}") from None
     else:
         raise KeyError_(f"unsupported JWK key type {kty!r}")
+    if kty == "EC" and has_d:  # libtrust does not check EC JWKs for "d" (spec §1.6); mfkit says so
+        anomalies.append("jwk carries a private key member")
     info = describe_key(pub, tuple(anomalies))
     # libtrust refuses the whole document when the claimed kid differs (spec §1.6, checked).
     if kid is not None and kid != info.key_id:

@@ -43,7 +43,8 @@ MEDIA_TYPES = {
     OCI_INDEX: "oci-index",
 }
 KINDS = ("schema1-signed", "schema1-unsigned", "schema2", "oci-manifest", "manifest-list", "oci-index",
-         "image-config", "token-response", "tag-list", "catalog", "registry-error", "unknown")
+         "image-config", "token-response", "tag-list", "catalog", "registry-error", "redirect", "no-content",
+         "unknown")
 
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
@@ -55,6 +56,8 @@ _V1_FIELDS = ("id", "parent", "created", "container", "container_config", "confi
               "docker_version", "architecture", "variant", "os", "Size", "throwaway", "checksum")
 _AMBIGUOUS = ("config", "layers", "manifests")
 _V1_SET = frozenset(_V1_FIELDS)
+_V1_TYPES = (("id", str, "a string"), ("parent", str, "a string"), ("created", str, "a string"),
+             ("author", str, "a string"), ("throwaway", bool, "a boolean"), ("Size", int, "an integer"))
 
 
 def valid_digest(text: Any) -> bool:
@@ -159,6 +162,8 @@ def detect_kind(content_type: str | None, body: bytes, parsed: Any) -> tuple[str
     # (moby bad_manifest edits it to 2); the schemaVersion finding then reports the edit.
     if "signatures" in parsed and ("fsLayers" in parsed or "history" in parsed):
         return "schema1-signed", "shape"
+    if ("fsLayers" in parsed or "history" in parsed) and not ({"layers", "manifests", "config"} & parsed.keys()):
+        return "schema1-unsigned", "shape"  # schemaVersion wrong or missing: reported by the parser
     if sv == 1 and not isinstance(sv, bool):
         return ("schema1-signed" if "signatures" in parsed else "schema1-unsigned"), "shape"
     if sv == 2 and not isinstance(sv, bool):
@@ -185,7 +190,12 @@ _FOLDED: dict[tuple[str, ...], tuple[frozenset[str], dict[str, str]]] = {}
 
 
 def fold_findings(obj: dict, known: tuple[str, ...], path: str) -> list[Finding]:
-    """Keys that Go would match to a known field although they are spelled differently (spec §2.3)."""
+    """Keys that Go would match to a known field although they are spelled differently (spec §2.3).
+
+    Go assigns the field from every matching key in document order, so the last one wins.
+    When that is not the literal key mfkit reads, Docker's view of the document differs
+    from the one shown here: that is an error, and the message says what Docker would see.
+    """
     out = []
     if known not in _FOLDED:
         _FOLDED[known] = (frozenset(known), {go_fold(k): k for k in known})
@@ -194,10 +204,22 @@ def fold_findings(obj: dict, known: tuple[str, ...], path: str) -> list[Finding]
         if key in exact:
             continue
         target = folded.get(go_fold(key))
-        if target:
+        if not target:
+            continue
+        matching = [k for k in obj if go_fold(k) == go_fold(target)]
+        winner = matching[-1]
+        if winner == target:
             out.append(Finding("json.case-fold-key", "warning",
-                               f"key {key!r} is read by Go's decoder as {target!r}: Docker's view differs from the literal one",
-                               f"{path}.{key}"))
+                               f"key {key!r} also matches {target!r} in Go's decoder; the literal {target!r} comes "
+                               "later and wins there too", f"{path}.{key}"))
+            continue
+        value = obj[winner]
+        seen = f"{len(value)} entries" if isinstance(value, list) else f"{type(value).__name__} {str(value)[:40]!r}"
+        mine = obj.get(target)
+        shown = (f"{len(mine)} entries" if isinstance(mine, list) else "nothing") if target in obj else "nothing"
+        out.append(Finding("json.case-fold-key", "error",
+                           f"Docker's decoder reads {target!r} from the key {winner!r} ({seen}); the literal view "
+                           f"shown here has {shown}: the two readings differ", f"{path}.{key}"))
     return out
 
 
@@ -213,6 +235,8 @@ def _entry(i: int, blob: Any, hist: Any, findings: list[Finding]) -> HistoryEntr
     where = f"$.history[{i}].v1Compatibility"
     raw = hist.get("v1Compatibility") if isinstance(hist, dict) else None
     if not isinstance(raw, str):
+        findings.append(Finding("manifest.v1compat-type", "error",
+                                "v1Compatibility is missing or not a string (Docker refuses the manifest)", where))
         return HistoryEntry(i, blob_sum, error="v1Compatibility missing or not a string")
     try:
         data, anomalies = loads_strict(raw)
@@ -225,6 +249,10 @@ def _entry(i: int, blob: Any, hist: Any, findings: list[Finding]) -> HistoryEntr
         return HistoryEntry(i, blob_sum, error="v1Compatibility is not an object")
     if not data.keys() <= _V1_SET:
         findings.extend(fold_findings(data, _V1_FIELDS, where))
+    for key, want, label in _V1_TYPES:
+        if key in data and data[key] is not None and not isinstance(data[key], want):
+            findings.append(Finding("manifest.v1compat-field-type", "warning",
+                                    f"{key} is {type(data[key]).__name__}, not {label}", f"{where}.{key}"))
     cc = data.get("container_config")
     cmd = cc.get("Cmd") if isinstance(cc, dict) else None
     cmd_t = tuple(c for c in cmd if isinstance(c, str)) if isinstance(cmd, list) else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 from .keys import KeyError_, describe_key, key_from_jwk
 
-__all__ = ["TrustPolicy", "TrustDecision", "ChainCheck", "parse_trust_keys", "parse_roots", "decide"]
+__all__ = ["TrustPolicy", "TrustDecision", "ChainCheck", "KEY_ID", "parse_trust_keys", "parse_roots", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,15 @@ class TrustPolicy:
 
     key_ids: frozenset[str] = frozenset()
     roots: tuple[x509.Certificate, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A bare string would be iterated character by character: refuse it.
+        if isinstance(self.key_ids, (str, bytes)) or not all(isinstance(k, str) for k in self.key_ids):
+            raise TypeError("key_ids must be a set of key ID strings, e.g. frozenset({'ABCD:...'})")
+        if not all(isinstance(c, x509.Certificate) for c in self.roots):
+            raise TypeError("roots must be cryptography x509.Certificate objects")
+        object.__setattr__(self, "key_ids", frozenset(self.key_ids))
+        object.__setattr__(self, "roots", tuple(self.roots))
 
     @property
     def empty(self) -> bool:
@@ -85,7 +95,10 @@ def parse_trust_keys(data: bytes) -> frozenset[str]:
     ids: set[str] = set()
     text = data.strip()
     if text.startswith(b"{"):
-        obj = json.loads(text)
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            raise ValueError("not a JSON JWK or JWK set") from None
         jwks = obj.get("keys") if isinstance(obj, dict) and "keys" in obj else [obj]
         for jwk in jwks if isinstance(jwks, list) else []:
             try:
@@ -94,10 +107,16 @@ def parse_trust_keys(data: bytes) -> frozenset[str]:
                 raise ValueError(f"unusable JWK: {exc}") from None
     else:
         for block in _pem_blocks(data):
-            if b"CERTIFICATE" in block.split(b"\n", 1)[0]:
-                key = x509.load_pem_x509_certificate(block).public_key()
-            else:
-                key = serialization.load_pem_public_key(block)
+            first = block.split(b"\n", 1)[0]
+            if b"PRIVATE" in first:
+                raise ValueError("this is a private key: give the public key or certificate instead")
+            try:
+                if b"CERTIFICATE" in first:
+                    key = x509.load_pem_x509_certificate(block).public_key()
+                else:
+                    key = serialization.load_pem_public_key(block)
+            except ValueError:
+                raise ValueError(f"unreadable PEM block {first.decode(errors='replace').strip()}") from None
             try:
                 ids.add(describe_key(key).key_id)
             except KeyError_ as exc:
@@ -107,15 +126,21 @@ def parse_trust_keys(data: bytes) -> frozenset[str]:
     return frozenset(ids)
 
 
+KEY_ID = re.compile(r"[A-Z2-7]{4}(?::[A-Z2-7]{4}){11}")
+
+
 def parse_roots(data: bytes) -> tuple[x509.Certificate, ...]:
     """Root certificates from PEM bytes.
 
     Raises:
         ValueError: no certificate in ``data``.
     """
-    certs = tuple(x509.load_pem_x509_certificates(data))
-    if not certs:
-        raise ValueError("no PEM certificate found")
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ValueError("no PEM certificate (-----BEGIN CERTIFICATE-----) found")
+    try:
+        certs = tuple(x509.load_pem_x509_certificates(data))
+    except ValueError:
+        raise ValueError("a PEM certificate block could not be read") from None
     return certs
 
 
