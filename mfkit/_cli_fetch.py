@@ -2,7 +2,9 @@
 
 Passwords are read from stdin (``--password-stdin``) or a hidden prompt, never from the
 command line, and are never printed. Progress goes to stderr (a bar on a terminal, plain
-lines otherwise); the summary to stdout.
+lines otherwise); the summary, once, to stdout.  What the summary lists (each item saved or
+failed, each warning) is not repeated on stderr, except with ``--json`` where stderr is the only
+human-readable account.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ FETCH_EXIT_HELP = ("Exit codes: 0 everything fetched and saved; 2 usage error; 3
 
 def _read_password(username: str | None, password_stdin: bool) -> str | None:
     if password_stdin and username is None:
-        raise UsageError("--password-stdin needs --creds USER (or -u USER)", code="usage.credentials")
+        raise UsageError("--password-stdin needs -u USER (or --creds USER)", code="usage.credentials")
     if username is None:
         return None
     if password_stdin:
@@ -44,19 +46,27 @@ def _read_password(username: str | None, password_stdin: bool) -> str | None:
         password = getpass.getpass(f"password for {username}: ")
         if password:
             return password
-    raise UsageError("--creds/-u needs the password on stdin: add --password-stdin "
-                     "(e.g. `printf %s \"$PW\" | mfkit fetch --creds USER --password-stdin ...`)",
+    raise UsageError("-u/--creds needs the password on stdin: add --password-stdin "
+                     "(e.g. `printf %s \"$PW\" | mfkit fetch -u USER --password-stdin ...`)",
                      code="usage.credentials")
 
 
-class _Lines(Progress):
-    """Plain progress lines on stderr (pipes, logs)."""
+# Messages the text summary on stdout repeats in full: not echoed on stderr as well.
+_IN_SUMMARY = ("saved ", "failed: ", "warning: ")
 
-    def __init__(self) -> None:
+
+class _Lines(Progress):
+    """Plain progress lines on stderr (pipes, logs): one ``[n/N]`` line per reference of a
+    multi-reference run, and the notes the summary does not carry (retries, tag moves...)."""
+
+    def __init__(self, summary_on_stdout: bool = True) -> None:
         self.total = 0
         self.done = 0
+        self.summary_on_stdout = summary_on_stdout
 
     def message(self, text: str) -> None:
+        if self.summary_on_stdout and text.startswith(_IN_SUMMARY):
+            return
         typer.echo(f"mfkit: {text}", err=True)
 
     def start(self, total: int) -> None:
@@ -64,12 +74,14 @@ class _Lines(Progress):
 
     def advance(self, label: str, outcome: str) -> None:
         self.done += 1
+        if self.total > 1:
+            typer.echo(f"mfkit: [{self.done}/{self.total}] {outcome} {label}", err=True)
 
 
 class _Bar(Progress):
     """A rich progress bar on stderr for multi-tag runs on a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, summary_on_stdout: bool = True) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
             TimeElapsedColumn
@@ -79,9 +91,12 @@ class _Bar(Progress):
                                 TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
                                 transient=True)
         self.task = None
+        self.summary_on_stdout = summary_on_stdout
 
     def message(self, text: str) -> None:
-        if text.startswith(("saved ", "failed:", "warning", "credentials")) or self.task is None:
+        if self.summary_on_stdout and text.startswith(_IN_SUMMARY):
+            return  # the summary on stdout lists it
+        if text.startswith(("saved ", "failed:", "warning")) or self.task is None:
             if text.startswith("saved ") and self.task is not None:
                 return  # the bar says it
             self.console.print(f"mfkit: {text}", markup=False, highlight=False)
@@ -112,10 +127,11 @@ def fetch_cmd(
                                                               "same folder skips tags already captured")] = False,
     catalog: Annotated[bool, typer.Option("--catalog", help="save the registry's /v2/_catalog pages; with "
                                                             "--all-tags also fetch every tag of every repository")] = False,
-    creds: Annotated[Optional[str], typer.Option("--creds", help="USER (password with --password-stdin; "
-                                                                 "USER:PASS is refused)")] = None,
-    username: Annotated[Optional[str], typer.Option("-u", "--username", help="registry user name "
-                                                                             "(same as --creds USER)")] = None,
+    creds: Annotated[Optional[str], typer.Option("--creds", help="same as -u USER (USER:PASS is "
+                                                                 "refused)")] = None,
+    username: Annotated[Optional[str], typer.Option("-u", "--username", help="registry user name; the "
+                                                                             "password comes from "
+                                                                             "--password-stdin")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
     no_creds: Annotated[bool, typer.Option("--no-creds", help="anonymous: read no credentials file or "
                                                               "helper")] = False,
@@ -154,7 +170,7 @@ def fetch_cmd(
                                                        help="alias of --jobs")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
 ) -> None:
-    progress: Progress = _Lines()
+    progress: Progress = _Lines(summary_on_stdout=not json_out)
     try:
         if creds is not None and username is not None:
             raise UsageError("give --creds or -u/--username, not both", code="usage.credentials")
@@ -171,7 +187,7 @@ def fetch_cmd(
             retries=retries, retry_base=retry_base, retry_max_wait=retry_max_wait, max_pages=max_pages,
             force=force, refetch=refetch, concurrency=jobs or concurrency or 4)
         if sys.stderr.isatty() and (all_tags or catalog or len(references) > 1):
-            progress = _Bar()
+            progress = _Bar(summary_on_stdout=not json_out)
         try:
             summary = fetch(references, options, progress=progress)
         finally:

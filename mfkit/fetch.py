@@ -218,7 +218,8 @@ class FetchSummary:
 
     def text(self) -> str:
         """Human summary, one line per item."""
-        lines = [f"credentials: {src} for {host}" for host, src in sorted(self.credentials.items())]
+        lines = [f"credentials: {'from ' + src if src == FLAG_CREDENTIALS else src} for {host}"
+                 for host, src in sorted(self.credentials.items())]
         for f in self.fetched:
             if f.kind in ("manifests", "blobs"):
                 note = f" ({'; '.join(f.notes)})" if f.notes else ""
@@ -230,11 +231,17 @@ class FetchSummary:
         for f in self.failed:
             lines.append(f"FAILED   {f.reference}  {f.reason}" + (f"  (hint: {f.hint})" if f.hint else ""))
         c = self.counts()
-        lines.append(f"{c['manifests']} manifests, {c['blobs']} blobs, {c['tags']} tag pages, "
-                     f"{c['catalog']} catalog pages, {c['token']} token answers saved in {self.output}; "
-                     f"{c['skipped']} skipped, {c['failed']} failed, {c['warnings']} warnings, "
-                     f"{c['retries']} retries")
+        def n(key: str, word: str) -> str:
+            return f"{c[key]} {word}{'' if c[key] == 1 else 's'}"
+
+        lines.append(f"{n('manifests', 'manifest')}, {n('blobs', 'blob')}, {n('tags', 'tag page')}, "
+                     f"{n('catalog', 'catalog page')}, {n('token', 'token answer')} saved in {self.output}; "
+                     f"{c['skipped']} skipped, {c['failed']} failed, {n('warnings', 'warning')}, "
+                     f"{c['retries']} {'retry' if c['retries'] == 1 else 'retries'}")
         return "\n".join(lines)
+
+
+FLAG_CREDENTIALS = "-u/--password-stdin"  # credentials source name for the command-line flags
 
 
 class Progress:
@@ -349,7 +356,7 @@ class _Run:
     def credentials_for(self, ref: Reference) -> Credentials | None:
         """--creds first, then the files and helpers unless --no-creds (skopeo order)."""
         if self.o.username is not None:
-            return Credentials(self.o.username, self.o.password, None, "--creds")
+            return Credentials(self.o.username, self.o.password, None, FLAG_CREDENTIALS)
         if self.o.no_creds:
             return None
         return self.creds.lookup(ref.domain)
@@ -388,13 +395,14 @@ class _Run:
     def fail(self, label: str, exc: MfkitError) -> None:
         if exc.code == "fetch.interrupted":
             return
+        reason = _without_label(exc.message, label)
         with self._lock:
-            self.summary.failed.append(Failed(label, exc.message, exc.code, exc.hint))
+            self.summary.failed.append(Failed(label, reason, exc.code, exc.hint))
             # failures that will repeat for every reference of this registry
             if isinstance(exc, PolicyError) or exc.code in ("auth.refused", "fetch.connect", "fetch.tls",
                                                             "fetch.not-registry", "auth.empty-grant"):
                 self._fatal.setdefault(label.split("/", 1)[0], exc)
-        self.say(f"failed: {label}: {exc.message}")
+        self.say(f"failed: {label}: {reason}")
 
     def fatal_for(self, ref: Reference) -> MfkitError | None:
         with self._lock:
@@ -657,6 +665,18 @@ class _Run:
                 self.fail(f"{ref.name}@{m['digest']}", exc)
                 continue
             self.manifest(child, depth=1)
+
+
+def _without_label(message: str, label: str) -> str:
+    """``message`` without a leading ``label: `` (errors name what failed; the summary already does)."""
+    head, sep, rest = message.partition(": ")
+    if not sep:
+        return message
+    for form in (label, label.replace("@", ":", 1)):  # the registry module writes host/name:digest
+        tail = form.split("/", 1)[-1]
+        if head == form or head.endswith("/" + tail):
+            return rest
+    return message
 
 
 def _plat(m: dict[str, Any]) -> str:

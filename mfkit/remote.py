@@ -87,7 +87,7 @@ _METADATA_HOSTS = {"metadata.google.internal", "metadata", "metadata.goog", "fd0
                    "169.254.169.254", "instance-data", "instance-data.ec2.internal"}
 
 _HINTS = {
-    "UNAUTHORIZED": "the registry wants credentials: add --creds USER --password-stdin, or log in with docker/podman",
+    "UNAUTHORIZED": "the registry wants credentials: add -u USER --password-stdin, or log in with docker/podman",
     "DENIED": "authenticated, but this account may not pull here",
     "MANIFEST_UNKNOWN": "no such tag or digest here, or its media type is not in --accept",
     "NAME_UNKNOWN": "no such repository on this registry",
@@ -675,7 +675,7 @@ class Registry:
                                 hint="check the user name and the password (or log in again)")
             raise AuthError(f"{what} refused an anonymous token (HTTP {resp.status_code})", code="auth.refused",
                             url=full, status=resp.status_code,
-                            hint="give credentials: --creds USER --password-stdin")
+                            hint="give credentials: -u USER --password-stdin")
         if 300 <= resp.status_code < 400:
             raise PolicyError(f"{what} redirected the token request; not followed (credentials stay put)",
                               code="policy.redirect", url=full, status=resp.status_code)
@@ -756,7 +756,7 @@ class Registry:
                               status=resp.status_code)
         if resp.status_code == 401 and not self.has_credentials and grant is not None:
             raise AuthError(f"{what or url}: anonymous access not granted (HTTP 401)", code="auth.anonymous",
-                            url=url, status=401, hint="give credentials: --creds USER --password-stdin")
+                            url=url, status=401, hint="give credentials: -u USER --password-stdin")
         if resp.status_code >= 400:
             raise self._error(what or url, url, resp, body)
         return self._exchange(kind, method, url, accept, resp, body, stamp, grant)

@@ -1,7 +1,9 @@
 """Forensic reports (Markdown, self-contained HTML) and notebook HTML.  Renders to strings, never writes.
 
 Manifests are hostile input: every document-derived string goes through :func:`esc`
-(HTML) or :func:`md_cell` (Markdown) before it is placed in markup, SVG included.
+(HTML: :func:`~mfkit.core.printable.printable`, then ``html.escape``) or :func:`md_cell`
+(Markdown: :func:`~mfkit.core.printable.markdown_text`, so no link, image or emphasis can come
+from a document) before it is placed in markup, SVG included.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 import networkx as nx
 
 from .analysis.corpus import Corpus
-from .analysis.diff import DiffResult
+from .analysis.diff import UNSIGNED_CONTENT_CODES, DiffResult
 from .analysis.document import Analysis
 from .analysis.history import History
 from .analysis.layers import EMPTY_BLOBS
+from .core.printable import markdown_text, printable
 
 __all__ = ["esc", "md_cell", "chain_svg", "graph_boxes", "history_boxes", "render_report", "history_html",
            "corpus_html", "diff_html", "verdict_text", "trust_text", "CSS"]
@@ -34,22 +37,42 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
 
 
 def esc(value: Any) -> str:
-    """HTML-escape anything (None becomes an empty string), quotes included."""
-    return "" if value is None else html.escape(str(value), quote=True)
+    """HTML-escape anything (None becomes an empty string), quotes included; controls shown as escapes."""
+    return "" if value is None else html.escape(printable(value), quote=True)
 
 
 def md_cell(value: Any) -> str:
-    """Text safe in a Markdown table cell: HTML-escaped, pipes and backticks neutralized, one line."""
-    text = esc(value).replace("|", "&#124;").replace("`", "&#96;")
-    return " ".join(text.replace("\r", " ").replace("\n", " ").replace("\t", " ").split(" ")) or " "
+    """Inert Markdown text, one line: controls shown as escapes, ``&`` ``<`` ``>`` as entities, every
+    other Markdown metacharacter (links, images, emphasis, pipes, backticks) backslash-escaped.
+
+    Not for code spans (backslashes and entities are literal there)."""
+    if value is None:
+        return " "
+    text = markdown_text(str(value).replace("&", "&amp;"))
+    # entities for < and >; "://" broken up so that no bare URL becomes a GFM autolink
+    return text.replace("\\<", "&lt;").replace("\\>", "&gt;").replace("://", ":\\/\\/") or " "
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def image_name(a: Analysis) -> str:
+    """``name:tag`` of a schema 1 manifest (from the signed payload), else ``-``."""
+    m = a.manifest
+    if m is None or not (m.name or m.tag):
+        return "-"
+    return f"{m.name or '?'}:{m.tag or '?'}"
 
 
 def verdict_text(a: Analysis) -> str:
     """VERIFIED / NOT VERIFIED / unsigned, plus OK or the error-finding count."""
     v = {True: "VERIFIED", False: "NOT VERIFIED"}.get(a.verified,  # type: ignore[arg-type]
                                                        "unsigned" if a.kind.startswith("schema1") else "no signature")
+    if any(f.severity == "error" and f.code in UNSIGNED_CONTENT_CODES for f in a.findings):
+        v += "; unsigned content present"
     errors = sum(1 for f in a.findings if f.severity == "error")
-    return f"{v}; {errors} error finding(s)" if errors else f"{v}; no error finding"
+    return f"{v}; {_plural(errors, 'error finding')}" if errors else f"{v}; no error finding"
 
 
 def _decisions(a: Analysis) -> tuple:
@@ -150,7 +173,7 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], mono: Sequen
 
 
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(md_cell(c) for c in head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # headings are mfkit's own text
     lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -205,11 +228,12 @@ def render_report(items: Sequence[tuple[str, Analysis, History | None]], fmt: st
 
 
 def _inputs_rows(items: Sequence[tuple[str, Analysis, History | None]]) -> list[list[Any]]:
-    return [[n, a.source, a.kind, len(a.response.body), a.digests.body, a.digests.registry or "-",
+    return [[n, a.source, a.kind, image_name(a), len(a.response.body), a.digests.body, a.digests.registry or "-",
              a.digests.header or "-", verdict_text(a)] for n, (_, a, _h) in enumerate(items, 1)]
 
 
-_INPUT_HEAD = ["#", "source", "kind", "bytes", "sha256 (body)", "registry digest", "Docker-Content-Digest", "verdict"]
+_INPUT_HEAD = ["#", "source", "kind", "name:tag", "bytes", "sha256 (body)", "registry digest",
+               "Docker-Content-Digest", "verdict"]
 
 
 def _reproduce(path: str) -> str:
@@ -217,16 +241,19 @@ def _reproduce(path: str) -> str:
 
 
 def _report_md(items, version, command, unreadable) -> str:
-    out = ["# mfkit forensic report\n", f"Made by mfkit {md_cell(version)} with `{md_cell(command)}`. "
+    out = ["# mfkit forensic report\n", f"Made by mfkit {md_cell(version)} with: {md_cell(command)}\n\n"
            "Every value below is computed offline from the saved bytes.\n", "## Inputs\n",
            _md_table(_INPUT_HEAD, _inputs_rows(items))]
     if unreadable:
         out += ["\nUnreadable inputs:\n", _md_table(["source", "error"], list(unreadable))]
     for n, (path, a, h) in enumerate(items, 1):
         out.append(f"\n## {n}. {md_cell(a.source)}\n")
-        out.append(f"- kind: {md_cell(a.kind)}\n- verdict: **{md_cell(verdict_text(a))}**\n"
-                   f"- trust: {md_cell(trust_text(a))}\n- sha256 (body): `{md_cell(a.digests.body)}`\n"
-                   f"- registry digest: `{md_cell(a.digests.registry)}`\n")
+        out.append(f"- kind: {md_cell(a.kind)}\n")
+        if a.manifest is not None:
+            out.append(f"- name: {md_cell(a.manifest.name)}\n- tag: {md_cell(a.manifest.tag)}\n")
+        out.append(f"- verdict: **{md_cell(verdict_text(a))}**\n"
+                   f"- trust: {md_cell(trust_text(a))}\n- sha256 (body): {md_cell(a.digests.body)}\n"
+                   f"- registry digest: {md_cell(a.digests.registry)}\n")
         if a.signatures:
             out += ["\n### Signatures\n", _md_table(_SIG_HEAD, _sig_rows(a))]
         rows = _finding_rows(a, h)
@@ -241,7 +268,7 @@ def _report_md(items, version, command, unreadable) -> str:
             svg = chain_svg(boxes, f"chain of {a.source}")
             data = base64.b64encode(svg.encode()).decode("ascii")
             out.append(f"\n### Chain\n\n![chain figure](data:image/svg+xml;base64,{data})\n\n"
-                       f"Reproduce: `{md_cell(_reproduce(path))}`\n")
+                       f"Reproduce: {md_cell(_reproduce(path))}\n")
     return "".join(out)
 
 
@@ -268,7 +295,10 @@ def _report_html(items, version, command, unreadable) -> str:
 
 def _summary_html(a: Analysis, h: History | None) -> str:
     cls = "ok" if a.ok and a.verified is not False else "bad"
-    out = [f'<p>kind <b>{esc(a.kind)}</b>; verdict <span class="{cls}">{esc(verdict_text(a))}</span>; '
+    name = ""
+    if a.manifest is not None:
+        name = f"; name <b>{esc(a.manifest.name)}</b>; tag <b>{esc(a.manifest.tag)}</b>"
+    out = [f'<p>kind <b>{esc(a.kind)}</b>{name}; verdict <span class="{cls}">{esc(verdict_text(a))}</span>; '
            f"trust: {esc(trust_text(a))}</p>",
            _html_table(["digest", "value"], [["sha256 (body)", a.digests.body], ["registry", a.digests.registry],
                                              ["payload", a.digests.payload], ["header", a.digests.header],
@@ -315,15 +345,15 @@ def history_html(h: History) -> str:
 
 def corpus_html(c: Corpus) -> str:
     """The corpus aggregates as HTML tables."""
-    out = [f"<div><p>{len(c.documents)} documents, graph of {c.graph.number_of_nodes()} v1 ids and "
-           f"{c.graph.number_of_edges()} edges, {len(c.unreadable)} unreadable</p><h4>Base groups</h4>",
+    out = [f"<div><p>{_plural(len(c.documents), 'document')}, graph of {_plural(c.graph.number_of_nodes(), 'v1 id')} "
+           f"and {_plural(c.graph.number_of_edges(), 'edge')}, {len(c.unreadable)} unreadable</p><h4>Base groups</h4>",
            _html_table(["base blob", "documents", "members"],
                        [[g["base"] or "(no content layer)", len(g["members"]), ", ".join(g["members"])]
                         for g in c.base_groups], mono=(0,)),
            "<h4>Signing keys</h4>",
-           _html_table(["key id", "documents", "role", "repositories", "first", "last"],
-                       [[k, v["documents"], v["role"], ", ".join(v["repositories"]), v["first"], v["last"]]
-                        for k, v in c.keys.items()], mono=(0,)),
+           _html_table(["key id", "documents", "valid", "invalid", "role", "repositories", "first", "last"],
+                       [[k, v["documents"], v["valid"], v["invalid"], v["role"], ", ".join(v["repositories"]),
+                         v["first"], v["last"]] for k, v in c.keys.items()], mono=(0,)),
            "<h4>Reused blobs</h4>",
            _html_table(["blob", "documents", "empty"],
                        [[b, v["documents"], "yes" if v["empty"] else ""] for b, v in c.reused_blobs.items()],
@@ -338,11 +368,12 @@ def corpus_html(c: Corpus) -> str:
 
 def diff_html(d: DiffResult) -> str:
     """A diff result as HTML."""
-    rows = [["verdict", d.verdict], ["digest", f"{d.digest_a} → {d.digest_b}"],
+    rows = [["verdict", f"{d.verdict}: {d.meaning}"], *[["problem", p] for p in d.problems],
+            ["signatures", f"A: {d.verdict_a}; B: {d.verdict_b}"], ["digest", f"{d.digest_a} → {d.digest_b}"],
             ["payload identical", d.payload_identical], ["keys", f"{list(d.keys_a)} → {list(d.keys_b)}"],
             ["signature times", f"{list(d.times_a)} → {list(d.times_b)}"],
             ["layers added", ", ".join(d.layers_added)], ["layers removed", ", ".join(d.layers_removed)],
             ["history added", "; ".join(d.history_added)], ["history removed", "; ".join(d.history_removed)],
             ["history changed", "; ".join(d.history_changed)]]
-    diff = f"<pre>{esc(chr(10).join(d.payload_diff))}</pre>" if d.payload_diff else ""
+    diff = f"<pre>{chr(10).join(esc(line) for line in d.payload_diff)}</pre>" if d.payload_diff else ""
     return f"<div><p>{esc(d.a)} vs {esc(d.b)}</p>{_html_table(['what', 'value'], rows, mono=(1,))}{diff}</div>"

@@ -133,3 +133,40 @@ def test_dataframe_and_html(result):
     df = result.to_dataframe()
     assert len(df) == 48 and set(df["base"]) == {g["base"] for g in result.base_groups}
     assert "<table>" in result._repr_html_()
+
+
+# --- defects found in a new-user trial ---
+
+def _signed(name: str, seed: int, created_by: str = "base") -> bytes:
+    from fixtures.signer import Signer, build_payload, ec_key, sign
+
+    return sign(build_payload(name, "1", [("sha256:" + "1" * 64, created_by)]), [Signer(ec_key(seed))],
+                "2018-09-03T09:53:49Z")
+
+
+def _bitflip(doc: bytes) -> bytes:
+    i = doc.index(b'"signature": "') + len(b'"signature": "') + 5
+    return doc[:i] + (b"A" if doc[i:i + 1] != b"A" else b"B") + doc[i + 1:]
+
+
+def test_key_role_counts_only_valid_signatures(tmp_path):
+    from fixtures.signer import ec_key, key_id
+
+    (tmp_path / "a.json").write_bytes(_signed("team/a", 5))
+    (tmp_path / "b.json").write_bytes(_bitflip(_signed("team/b", 5)))  # same key, signature broken
+    (tmp_path / "c.json").write_bytes(_bitflip(_signed("team/c", 6)))  # only ever invalid
+    c = mfkit.corpus(str(tmp_path))
+    k5, k6 = key_id(ec_key(5).public_key()), key_id(ec_key(6).public_key())
+    assert c.keys[k5]["documents"] == 2 and c.keys[k5]["valid"] == 1 and c.keys[k5]["invalid"] == 1
+    assert c.keys[k5]["role"] == "single-use"
+    assert c.keys[k6]["role"] == "no-valid-signature" and c.keys[k6]["invalid"] == 1
+    out = CliRunner().invoke(app, ["corpus", str(tmp_path)]).output
+    assert f"{k5}  2 documents (1 valid, 1 INVALID)  single-use" in out
+
+
+def test_corpus_text_plurals_and_escapes(tmp_path):
+    (tmp_path / "a.json").write_bytes(_signed("team/\x1b[2Jx", 7, "\x1b]0;t\x07"))
+    out = CliRunner().invoke(app, ["corpus", str(tmp_path)]).output
+    assert out.startswith("1 document, 0 unreadable; graph: 1 v1 id, 0 edges, 1 root\n"), out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "(1 valid)" in out and "1 documents" not in out

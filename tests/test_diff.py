@@ -89,3 +89,85 @@ def test_diff_html_escapes(captures):
     d, _, _ = captures
     r = mfkit.diff(str(d / "get1.json"), str(d / "new.json"))
     assert "<script" not in r._repr_html_()
+
+
+# --- defects found in a new-user trial: "re-signed" only for documents that verify ---
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _bitflip(doc: bytes) -> bytes:
+    i = doc.index(b'"signature": "') + len(b'"signature": "') + 5
+    return doc[:i] + (b"A" if doc[i:i + 1] != b"A" else b"B") + doc[i + 1:]
+
+
+def _forged(doc: bytes) -> bytes:
+    j = doc.index(b'"signatures"')
+    return doc[:j] + b'"fsLayers": [{"blobSum": "sha256:' + b"e" * 64 + b'"}],\n   ' + doc[j:]
+
+
+def _malleated(doc: bytes) -> bytes:
+    """The same signature with s replaced by n - s: still valid, same key and time, other bytes."""
+    import base64
+
+    start = doc.index(b'"signature": "') + len(b'"signature": "')
+    end = doc.index(b'"', start)
+    sig = base64.urlsafe_b64decode(doc[start:end] + b"=" * (-(end - start) % 4))
+    r, s = sig[:32], int.from_bytes(sig[32:], "big")
+    new = base64.urlsafe_b64encode(r + (P256_N - s).to_bytes(32, "big")).rstrip(b"=")
+    return doc[:start] + new + doc[end:]
+
+
+@pytest.fixture()
+def tampered(captures):
+    d, _, _ = captures
+    good = (d / "get1.json").read_bytes()
+    for name, data in (("bitflip", _bitflip(good)), ("forged", _forged(good)), ("malleated", _malleated(good))):
+        (d / f"{name}.json").write_bytes(data)
+    return d
+
+
+def test_diff_bitflipped_signature_is_not_resigned(tampered):
+    d = tampered
+    r = mfkit.diff(str(d / "get1.json"), str(d / "bitflip.json"))
+    assert r.verdict == "same-payload-unverified" and not r.ok and r.flagged == ("B",)
+    assert "B does NOT VERIFY" in r.meaning and r.verdict_b.startswith("NOT VERIFIED")
+    res = invoke("diff", str(d / "get1.json"), str(d / "bitflip.json"))
+    assert res.exit_code == 1 and "RE-SIGNED" not in res.output and "B does NOT VERIFY" in res.output
+    res = invoke("diff", str(d / "bitflip.json"), str(d / "get2.json"))
+    assert res.exit_code == 1 and "A does NOT VERIFY" in res.output
+    res = invoke("diff", "--json", str(d / "bitflip.json"), str(d / "bitflip.json"))
+    doc = orjson.loads(res.stdout_bytes)
+    assert res.exit_code == 1 and doc["verdict"] == "identical-unverified" and doc["ok"] is False
+
+
+def test_diff_forged_unsigned_member_is_not_resigned(tampered):
+    d = tampered
+    r = mfkit.diff(str(d / "get1.json"), str(d / "forged.json"))
+    assert r.verdict == "same-payload-unsigned-content" and not r.ok
+    assert any("jws.unsigned-content" in p for p in r.problems)
+    res = invoke("diff", str(d / "get1.json"), str(d / "forged.json"))
+    assert res.exit_code == 1 and "RE-SIGNED" not in res.output and "UNSIGNED CONTENT" in res.output
+
+
+def test_diff_same_key_and_time_other_signature_bytes_is_not_resigned(tampered):
+    d = tampered
+    assert mfkit.load(str(d / "malleated.json"))[0].verified is True
+    r = mfkit.diff(str(d / "get1.json"), str(d / "malleated.json"))
+    assert r.verdict == "same-payload-envelope-altered" and not r.ok
+    res = invoke("diff", str(d / "get1.json"), str(d / "malleated.json"))
+    assert res.exit_code == 1 and "RE-SIGNED" not in res.output
+
+
+def test_diff_terminal_injection_is_escaped(tmp_path):
+    hostile = ("sha256:" + "4" * 64, "\x1b[2J\rverdict: identical bytes\n\u202e")
+    (tmp_path / "a.json").write_bytes(sign(build_payload("k8s/nginx", "1.9", [BASE]), [Signer(ec_key(1))],
+                                           "2018-09-03T09:53:49Z"))
+    (tmp_path / "b.json").write_bytes(sign(build_payload("k8s/nginx", "1.9", [BASE, hostile]), [Signer(ec_key(1))],
+                                           "2018-09-03T09:53:49Z\x1b[31m"))
+    res = invoke("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert res.exit_code == 1
+    assert not any(c in res.output for c in ("\x1b", "\r", "\u202e"))
+    assert [line for line in res.output.splitlines() if line.startswith("verdict:")] == \
+        ["verdict: A DIFFERENT IMAGE (payload digests differ)"]
+    assert "\\x1b[2J\\x0dverdict: identical bytes\\x0a\\u202e" in res.output

@@ -338,7 +338,7 @@ def test_cli_refuses_password_on_command_line(srv: FaultServer, tmp_path: Path) 
     proc = run_cli("fetch", "--creds", USER, "--password-stdin", "--plain-http", "-o", str(tmp_path / "y"),
                    f"{srv.host}/team/app:v1", stdin=PASSWORD + "\n", env={"HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "credentials: --creds for" in proc.stdout
+    assert "credentials: from -u/--password-stdin for" in proc.stdout
 
 
 def test_cli_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path) -> None:
@@ -419,3 +419,31 @@ def test_no_secret_anywhere_zz() -> None:
     for secret in set(SECRETS):
         needle = secret.encode()
         assert not any(needle in b for b in blobs), "a secret leaked"
+
+
+# --- defects found in a new-user trial: fetch messages ---
+
+
+def test_cli_fetch_names_reference_once_and_prints_summary_once(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    good, bad = f"{srv.host}/team/app:v1", f"{srv.host}/team/app:nope"
+    proc = run_cli("fetch", "-u", USER, "--password-stdin", "--plain-http", "-o", str(tmp_path / "o"), good, bad,
+                   stdin=PASSWORD + "\n", env={"HOME": str(tmp_path)})
+    assert proc.returncode == 3
+    assert f"credentials: from -u/--password-stdin for {srv.host}" in proc.stdout
+    [failed] = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed.count(bad) == 1 and "MANIFEST_UNKNOWN" in failed
+    # stderr: progress only; what the summary lists is not printed twice
+    assert "MANIFEST_UNKNOWN" not in proc.stderr and "sha256:" not in proc.stderr
+    assert f"failed {bad}" in proc.stderr and f"fetched {good}" in proc.stderr
+    assert "1 manifest," in proc.stdout and "1 token answer " in proc.stdout
+    proc = run_cli("fetch", "--json", "-u", USER, "--password-stdin", "--plain-http", "-o", str(tmp_path / "j"),
+                   bad, stdin=PASSWORD + "\n", env={"HOME": str(tmp_path)})
+    summary = json.loads(proc.stdout)
+    assert summary["failed"][0]["reason"].startswith("MANIFEST_UNKNOWN")
+    assert proc.stderr.count(bad) == 1  # with --json, stderr is the human-readable account, once
+
+
+def test_cli_fetch_usage_hint_mentions_u_first(tmp_path: Path) -> None:
+    proc = run_cli("fetch", "--password-stdin", "--plain-http", "-o", str(tmp_path / "x"), "127.0.0.1:9/a:b")
+    assert proc.returncode == 2 and "needs -u USER" in proc.stderr

@@ -181,3 +181,69 @@ def test_missing_input_exit_3(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mfkit", "history", str(tmp_path / "nope.json")],
                          capture_output=True, timeout=120)
     assert out.returncode == 3 and b"Traceback" not in out.stderr
+
+
+# --- defects found in a new-user trial ---
+
+HOSTILE_STEPS = ("\x1b[31mRED\x1b]0;title\x07\x1b[2J\r\x08FAKE VERIFIED", "a\n   trusted: yes")
+RAW_CONTROLS = ("\x1b", "\r", "\x08", "\x07", "\x00", "\u202e")
+
+
+def _bitflip(doc: bytes) -> bytes:
+    i = doc.index(b'"signature": "') + len(b'"signature": "') + 5
+    return doc[:i] + (b"A" if doc[i:i + 1] != b"A" else b"B") + doc[i + 1:]
+
+
+def _forged(doc: bytes) -> bytes:
+    j = doc.index(b'"signatures"')
+    return doc[:j] + b'"fsLayers": [{"blobSum": "sha256:' + b"e" * 64 + b'"}],\n   ' + doc[j:]
+
+
+def test_history_terminal_injection_is_escaped(tmp_path):
+    f = tmp_path / "x.json"
+    f.write_bytes(signed([("sha256:" + "1" * 64, HOSTILE_STEPS[0]), ("sha256:" + "2" * 64, HOSTILE_STEPS[1]
+                                                                      + "\u202eevil\x00")],
+                         time="2018-09-03T10:00:00Z\x1b[2J\nFORGED: yes"))
+    out = run("history", str(f))
+    text = out.stdout.decode()
+    assert not any(c in text for c in RAW_CONTROLS), text
+    assert "\\x1b[31mRED\\x1b]0;title\\x07\\x1b[2J\\x0d\\x08FAKE VERIFIED" in text
+    assert "a\\x0a   trusted: yes\\u202eevil\\x00" in text
+    lines = text.splitlines()
+    assert not any(line.lstrip().startswith(("trusted:", "FAKE", "FORGED")) for line in lines), text
+    assert sum(1 for line in lines if "sha256:1111" in line or "sha256:2222" in line) == 2  # one row per entry
+    assert "(2 entries, newest first)" in text
+
+
+def test_history_shows_signature_verdict_and_exit_code(tmp_path):
+    good = signed([("sha256:" + "1" * 64, "base"), ("sha256:" + "2" * 64, "app")])
+    files = {"good": good, "bitflip": _bitflip(good), "forged": _forged(good)}
+    for name, data in files.items():
+        (tmp_path / f"{name}.json").write_bytes(data)
+    res = run("history", str(tmp_path / "good.json"))
+    assert res.returncode == 0 and "signature: VERIFIED\n" in res.stdout.decode()
+    res = run("history", str(tmp_path / "bitflip.json"))
+    assert res.returncode == 1 and "signature: NOT VERIFIED" in res.stdout.decode()
+    assert "jws.signature-invalid" in res.stdout.decode()
+    res = run("history", str(tmp_path / "forged.json"))
+    assert res.returncode == 1 and "unsigned content present" in res.stdout.decode()
+    res = run("history", "--json", str(tmp_path / "good.json"), str(tmp_path / "bitflip.json"),
+              str(tmp_path / "forged.json"))
+    assert res.returncode == 1
+    docs = [orjson.loads(line) for line in res.stdout.splitlines()]
+    assert [(d["verified"], d["trusted"], d["ok"]) for d in docs] == [(True, None, True), (False, None, False),
+                                                                       (True, None, False)]
+    assert "unsigned content present" in docs[2]["signature"]
+    unsigned = json.dumps({"schemaVersion": 1, "name": "a/b", "tag": "1", "architecture": "amd64",
+                           "fsLayers": [{"blobSum": "sha256:" + "1" * 64}],
+                           "history": [{"v1Compatibility": json.dumps({"id": "a" * 64})}]}).encode()
+    (tmp_path / "unsigned.json").write_bytes(unsigned)
+    res = run("history", str(tmp_path / "unsigned.json"))
+    assert "signature: unsigned" in res.stdout.decode()
+    assert "VERIFIED" in (CliRunner().invoke(app, ["history", "--help"]).output)
+
+
+def test_history_singular_entry():
+    h = build_history(mfkit.analyze_bytes(signed([("sha256:" + "1" * 64, "base")])))
+    from mfkit.report_views import render_history_text
+    assert "(1 entry, newest first)" in render_history_text(h)

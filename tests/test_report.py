@@ -86,3 +86,70 @@ def test_schema2_report_and_unreadable(tmp_path, corpus):
 def test_bad_format_is_usage_error(tmp_path):
     res, _ = report(tmp_path, "pdf", SEED_HTTP)
     assert res.exit_code == 2
+
+
+# --- defects found in a new-user trial ---
+
+MD_HOSTILE = "[click](javascript:alert(1)) ![px](http://127.0.0.1:9/track.png) **bold**"
+TERM_HOSTILE = "\x1b[31mRED\x1b]0;title\x07\x1b[2J\r\x08FAKE VERIFIED\x00"
+
+
+@pytest.fixture()
+def injected(tmp_path):
+    payload = build_payload("evil/name", "v1", [("sha256:" + "1" * 64, MD_HOSTILE),
+                                                ("sha256:" + "2" * 64, TERM_HOSTILE),
+                                                ("sha256:" + "3" * 64, "a\n   trusted: yes \u202eevil")])
+    f = tmp_path / "injected.json"
+    f.write_bytes(sign(payload, [Signer(ec_key(4))], "2018-09-03T09:53:49Z"))
+    return f
+
+
+def test_markdown_injection_is_inert(tmp_path, injected):
+    res, md = report(tmp_path, "md", injected)
+    assert res.exit_code == 0, res.output
+    text = md.read_text()
+    assert "](javascript" not in text and "![px]" not in text and "**bold**" not in text
+    assert "http://127" not in text  # no bare URL for an autolink either
+    assert "\\[click\\]\\(javascript:alert\\(1\\)\\)" in text and "\\!\\[px\\]" in text and "\\*\\*bold\\*\\*" in text
+    # the only image is mfkit's own inline chain figure
+    assert re.findall(r"!\[[^\]]*\]\(([a-z]+):", text) == ["data"]
+    assert not any(c in text for c in ("\x1b", "\r", "\x08", "\x07", "\x00", "\u202e"))
+    assert "\\\\x1b\\[31mRED" in text and "a\\\\x0a   trusted: yes" in text
+    assert not any(line.lstrip().startswith("trusted:") for line in text.splitlines())
+
+
+def test_html_report_has_no_raw_controls(tmp_path, injected):
+    res, page = report(tmp_path, "html", injected)
+    assert res.exit_code == 0
+    text = page.read_text()
+    assert not any(c in text for c in ("\x1b", "\r", "\x08", "\x07", "\x00", "\u202e"))
+    assert "\\x1b[31mRED" in text and "<img" not in text
+
+
+def test_report_shows_name_and_tag(tmp_path, injected):
+    for fmt in ("md", "html"):
+        res, out = report(tmp_path, fmt, injected)
+        text = out.read_text()
+        assert "evil/name:v1" in text
+    assert "- name: evil/name\n- tag: v1\n" in (tmp_path / "r.md").read_text()
+
+
+def test_report_missing_output_folder_is_usage_error(tmp_path):
+    target = tmp_path / "no" / "such" / "r.html"
+    res = CliRunner().invoke(app, ["report", str(SEED_HTTP), "-o", str(target)])
+    assert res.exit_code == 2 and str(tmp_path / "no" / "such") in res.output and "does not exist" in res.output
+    assert not (tmp_path / "no").exists()
+    res = CliRunner().invoke(app, ["report", str(SEED_HTTP), "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "is a folder" in res.output
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/version"), reason="needs /proc")
+def test_report_unwritable_target_message(tmp_path):
+    res = CliRunner().invoke(app, ["report", str(SEED_HTTP), "-o", "/proc/version"])
+    assert res.exit_code == 3 and "Traceback" not in res.output
+    assert "/proc does not accept new files" in res.output or "Permission denied" in res.output
+
+
+def test_report_plurals(tmp_path):
+    res, _ = report(tmp_path, "md", SEED_BODY)
+    assert "(1 document)" in res.output and "1 documents" not in res.output

@@ -106,7 +106,10 @@ class Corpus:
             ``blob_sum``, ``throwaway``, ``created``, ``documents``), edges parent -> child.
         base_groups: ``[{base, members}]``: documents grouped by their bottom-most non-empty blob.
         blobs: digest -> ``{documents, empty}`` (documents = how many documents list it).
-        keys: key id -> ``{documents, valid, invalid, repositories, first, last, role}``.
+        keys: key id -> ``{documents, valid, invalid, repositories, first, last, role}``: ``documents``
+            lists the key at all, ``valid`` where its signature verifies, ``invalid`` where it does not;
+            ``role`` counts valid documents only: ``single-use`` (one), ``shared`` (several) or
+            ``no-valid-signature`` (none: a claimed key proves nothing).
         tags: ``name:tag`` -> ``{captures: [...], digests, changed}``.
         documents: one small record per document.
         unreadable: inputs that could not be read, ``[{source, code, message}]``.
@@ -192,16 +195,20 @@ class CorpusBuilder:
         elif s.kind.startswith("schema1") or s.kind in ("schema2", "oci-manifest"):
             self._no_base.append(s.source)
         times = sorted({t for _, _, t in s.signatures if t})
-        for key_id, valid, when in s.signatures:
-            if key_id is None:
-                continue
+        per_key: dict[str, bool] = {}  # key id -> one of its signatures in this document is valid
+        for key_id, valid, _ in s.signatures:
+            if key_id is not None:
+                per_key[key_id] = per_key.get(key_id, False) or valid
+        for key_id, valid in per_key.items():  # counted once per document
             k = self._keys.setdefault(key_id, {"documents": 0, "valid": 0, "invalid": 0, "repositories": set(),
                                                "first": None, "last": None})
             k["documents"] += 1
             k["valid" if valid else "invalid"] += 1
             if s.name:
                 k["repositories"].add(s.name)
-            if when:
+        for key_id, valid, when in s.signatures:
+            if key_id is not None and when:
+                k = self._keys[key_id]
                 k["first"] = when if k["first"] is None else min(k["first"], when)
                 k["last"] = when if k["last"] is None else max(k["last"], when)
         image = s.image_tag
@@ -221,9 +228,11 @@ class CorpusBuilder:
         keys = {}
         for kid, k in sorted(self._keys.items()):
             # One document only: a throwaway (per-push or daemon) key; several: a registry or CI key (spec §1.13).
+            # Only valid signatures count: anyone can paste a key id into documents it never signed.
+            role = "no-valid-signature" if k["valid"] == 0 else "single-use" if k["valid"] == 1 else "shared"
             keys[kid] = {"documents": k["documents"], "valid": k["valid"], "invalid": k["invalid"],
                          "repositories": sorted(k["repositories"]), "first": k["first"], "last": k["last"],
-                         "role": "single-use" if k["documents"] == 1 else "shared"}
+                         "role": role}
         tags = {}
         for image, caps in sorted(self._tags.items()):
             caps = sorted(caps, key=lambda c: (c["fetched_at"] or "", c["signed"], c["source"]))

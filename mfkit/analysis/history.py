@@ -322,7 +322,7 @@ def _timeline(analysis: Analysis, rows: list[HistoryRow], image_created: str | N
         events.append(TimelineEvent(newest[1], "image created (newest step)", newest[0]))
     sig_times: list[tuple[int, str, str]] = []
     for s in analysis.signatures:
-        label = f"signature {s.index} ({s.key_id or s.jwk_kid or 'unknown key'})"
+        label = f"signature {s.index} ({s.key_id or s.jwk_kid or 'unknown key'}{'' if s.valid else ', INVALID'})"
         ns = parse_time(s.time)
         if s.time is not None and ns is None:
             findings.append(Finding("timeline.bad-time", "warning", f"{label} time {s.time!r} is not an RFC 3339 time",

@@ -165,6 +165,14 @@ def key_from_x5c(chain: Any) -> tuple[KeyInfo, list[x509.Certificate]]:
     """
     if not isinstance(chain, list) or not chain:
         raise KeyError_("x5c is not a non-empty array")
+    if not all(isinstance(c, str) for c in chain):
+        raise KeyError_("x5c entries must be strings")
+    info, certs = _x5c_cached(tuple(chain))
+    return info, list(certs)
+
+
+@lru_cache(maxsize=256)
+def _x5c_cached(chain: tuple[str, ...]) -> tuple[KeyInfo, tuple[x509.Certificate, ...]]:
     certs = []
     for i, item in enumerate(chain):
         try:
@@ -172,6 +180,6 @@ def key_from_x5c(chain: Any) -> tuple[KeyInfo, list[x509.Certificate]]:
         except (B64Error, ValueError) as exc:
             raise KeyError_(f"x5c[{i}] is not a DER certificate: {exc}") from None
     try:
-        return describe_key(certs[0].public_key()), certs
-    except KeyError_ as exc:
+        return describe_key(certs[0].public_key()), tuple(certs)
+    except (KeyError_, ValueError) as exc:
         raise KeyError_(f"x5c leaf: {exc}") from None

@@ -162,7 +162,7 @@ def detect_kind(content_type: str | None, body: bytes, parsed: Any) -> tuple[str
     # (moby bad_manifest edits it to 2); the schemaVersion finding then reports the edit.
     if "signatures" in parsed and ("fsLayers" in parsed or "history" in parsed):
         return "schema1-signed", "shape"
-    if ("fsLayers" in parsed or "history" in parsed) and not ({"layers", "manifests", "config"} & parsed.keys()):
+    if ("fsLayers" in parsed or "history" in parsed) and not ({"layers", "manifests", "config", "rootfs"} & parsed.keys()):
         return "schema1-unsigned", "shape"  # schemaVersion wrong or missing: reported by the parser
     if sv == 1 and not isinstance(sv, bool):
         return ("schema1-signed" if "signatures" in parsed else "schema1-unsigned"), "shape"
