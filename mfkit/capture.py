@@ -40,6 +40,7 @@ __all__ = [
     "write_capture",
     "read_capture",
     "sync",
+    "write_sums",
     "is_capture_meta",
 ]
 
@@ -91,7 +92,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
             :func:`sync` once at the end: the rename alone already guarantees that no
             partial file is ever visible.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
@@ -107,7 +109,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
 
 
-def _update_sums(folder: Path, durable: bool) -> None:
+def write_sums(folder: Path, durable: bool = True) -> None:
+    """Rewrite ``SHA256SUMS`` of ``folder`` from the bodies it holds (``sha256sum -c`` checks them)."""
     lock = folder / ".lock"
     with open(lock, "a+b") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -121,7 +124,8 @@ def sync() -> None:
     os.sync()
 
 
-def write_capture(folder: Path, body: bytes, meta: dict[str, Any], *, durable: bool = True) -> Path:
+def write_capture(folder: Path, body: bytes, meta: dict[str, Any], *, durable: bool = True,
+                  sums: bool = True) -> Path:
     """Store one response: the body (once per sha256) and a new metadata sidecar.
 
     Args:
@@ -130,6 +134,8 @@ def write_capture(folder: Path, body: bytes, meta: dict[str, Any], *, durable: b
         meta: the sidecar fields (request, time, status, headers, reference, grant...).
             ``body`` and ``mfkit_capture`` are filled in here.
         durable: fsync each file (see :func:`atomic_write`).
+        sums: rewrite ``SHA256SUMS`` now; a batch writer may pass False and call
+            :func:`write_sums` once per folder at the end.
 
     Returns:
         The path of the sidecar written.
@@ -146,7 +152,8 @@ def write_capture(folder: Path, body: bytes, meta: dict[str, Any], *, durable: b
         body_path = folder / (hexd + BODY_SUFFIX)
         if not body_path.exists():
             atomic_write(body_path, body, durable=durable)
-            _update_sums(folder, durable)
+            if sums:
+                write_sums(folder, durable)
         meta_path = folder / f"{stamp}-{hexd[:12]}{META_SUFFIX}"
         n = 1
         while meta_path.exists():

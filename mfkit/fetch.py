@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 from . import capture
 from .analysis.document import analyze
 from .core.credentials import Credentials
-from .core.jws import open_envelope, open_envelope_fast
+from .core.jws import signed_payload
 from .core.reference import Reference, is_valid_tag, parse_reference, parse_repository
 from .credstore import CredentialSearch
 from .errors import CaptureError, FetchError, InputError, MfkitError, PolicyError, UsageError
@@ -271,15 +271,9 @@ def registry_digest(body: bytes, media_type: str | None) -> tuple[str, list[str]
     signed = media_type == SCHEMA1_SIGNED or (media_type in (LEGACY_JSON, SCHEMA1_UNSIGNED, None)
                                              and b'"signatures"' in body)
     if signed:
-        env = open_envelope_fast(body)
-        if env is None:
-            try:
-                outer = json.loads(body)
-                env = open_envelope(body, outer) if isinstance(outer, dict) else None
-            except (ValueError, UnicodeDecodeError, TypeError, KeyError):
-                env = None
-        if env is not None and env.payload is not None:
-            return "sha256:" + hashlib.sha256(env.payload).hexdigest(), []
+        payload = signed_payload(body)  # rebuilt only: verifying is analyze's job
+        if payload is not None:
+            return "sha256:" + hashlib.sha256(payload).hexdigest(), []
         return ("sha256:" + hashlib.sha256(body).hexdigest(),
                 ["schema1 payload could not be rebuilt; digest is of the raw body"])
     return "sha256:" + hashlib.sha256(body).hexdigest(), []
@@ -421,7 +415,8 @@ class _Run:
         with self._lock:
             folder_lock = self._folder_locks.setdefault(folder, threading.Lock())
         with folder_lock:  # sidecar names are chosen by probing the folder: one writer per folder
-            path = capture.write_capture(folder, ex.body, meta, durable=False)  # synced once at the end
+            # synced, and SHA256SUMS written, once per folder at the end of the run
+            path = capture.write_capture(folder, ex.body, meta, durable=False, sums=False)
         item = Fetched(label, ex.kind, media_type, digest, str(path), notes or [])
         with self._lock:
             self.summary.fetched.append(item)
@@ -755,5 +750,7 @@ def fetch(references: list[str], options: FetchOptions,
         raise
     finally:
         run.close()
+        for folder in list(run._folder_locks):  # also after Ctrl-C: every saved body gets its sums line
+            capture.write_sums(folder, durable=False)
         capture.sync()  # one flush for the whole batch; renames already kept files whole
     return run.summary

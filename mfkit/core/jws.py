@@ -26,7 +26,7 @@ from .findings import Finding
 from .jsonstrict import JSONError, go_fold, loads_strict
 from .keys import KeyError_, KeyInfo, key_from_jwk, key_from_x5c
 
-__all__ = ["SignatureResult", "Envelope", "open_envelope", "open_envelope_fast", "find_member"]
+__all__ = ["SignatureResult", "Envelope", "open_envelope", "open_envelope_fast", "signed_payload", "find_member"]
 
 _HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -184,7 +184,7 @@ def _format_params(hdr: dict) -> tuple[int | None, bytes | None, str | None, lis
     return fl, tail_bytes, None, notes
 
 
-def open_envelope_fast(raw: bytes) -> Envelope | None:
+def open_envelope_fast(raw: bytes, *, verify: bool = True) -> Envelope | None:
     """The envelope of a document laid out as libtrust writes it, without parsing it whole.
 
     Applies only when the bytes are exactly ``raw[:formatLength]``, a comma, the
@@ -206,7 +206,7 @@ def open_envelope_fast(raw: bytes) -> Envelope | None:
         return None
     if anomalies or not isinstance(sigs, list) or not sigs:
         return None
-    env = _open(raw, sigs, last.start())
+    env = _open(raw, sigs, last.start(), verify)
     fl = env.format_length
     if env.payload is None or fl is None:
         return None
@@ -216,12 +216,13 @@ def open_envelope_fast(raw: bytes) -> Envelope | None:
     return env
 
 
-def open_envelope(raw: bytes, outer: dict) -> Envelope:
+def open_envelope(raw: bytes, outer: dict, *, verify: bool = True) -> Envelope:
     """Rebuild the payload of a signed schema 1 document and verify each signature.
 
     Args:
         raw: the exact bytes of the outer document.
         outer: ``raw`` parsed (strictly); used only to reach the ``signatures`` member.
+        verify: False rebuilds the payload only (no key, no signature results).
 
     Returns:
         An :class:`Envelope`; it never raises for bad signatures or bad headers.
@@ -229,10 +230,27 @@ def open_envelope(raw: bytes, outer: dict) -> Envelope:
     last = None
     for last in _SIG_KEY.finditer(raw):
         pass
-    return _open(raw, outer.get("signatures"), last.start() if last else None)
+    return _open(raw, outer.get("signatures"), last.start() if last else None, verify)
 
 
-def _open(raw: bytes, sigs: Any, sig_offset: int | None) -> Envelope:
+def signed_payload(raw: bytes) -> bytes | None:
+    """The bytes a registry hashes for a signed schema 1 document, without verifying anything.
+
+    Returns None when the payload cannot be rebuilt (spec §1.3).
+    """
+    env = open_envelope_fast(raw, verify=False)
+    if env is None:
+        try:
+            outer, _ = loads_strict(raw)
+        except JSONError:
+            return None
+        if not isinstance(outer, dict):
+            return None
+        env = open_envelope(raw, outer, verify=False)
+    return env.payload
+
+
+def _open(raw: bytes, sigs: Any, sig_offset: int | None, verify: bool = True) -> Envelope:
     if not isinstance(sigs, list):
         what = "null" if sigs is None else type(sigs).__name__
         msg = f"signatures is {what}, not an array"
@@ -289,6 +307,8 @@ def _open(raw: bytes, sigs: Any, sig_offset: int | None) -> Envelope:
                                     "not laid out the way libtrust writes signed documents: " + "; ".join(layout),
                                     f"bytes {fl}..{len(raw)}"))
 
+    if not verify:
+        return Envelope(payload, fl, tail, (), env_error, tuple(findings), sig_offset)
     b64_payload = b64url_encode(payload) if payload is not None else b""
     results = []
     for i, sig in enumerate(sigs):
