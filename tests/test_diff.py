@@ -12,6 +12,7 @@ import mfkit
 from fixtures.signer import Signer, build_payload, ec_key, key_id, sign
 from mfkit.cli import app
 from tests.conftest import FIXTURES
+from tests.tamper import bitflip as _bitflip, forged as _forged
 
 BASE = ("sha256:" + "1" * 64, "/bin/sh -c #(nop) ADD file:abc in /")
 APP = ("sha256:" + "2" * 64, "/bin/sh -c apt-get install -y nginx")
@@ -94,16 +95,6 @@ def test_diff_html_escapes(captures):
 # --- defects found in a new-user trial: "re-signed" only for documents that verify ---
 
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-def _bitflip(doc: bytes) -> bytes:
-    i = doc.index(b'"signature": "') + len(b'"signature": "') + 5
-    return doc[:i] + (b"A" if doc[i:i + 1] != b"A" else b"B") + doc[i + 1:]
-
-
-def _forged(doc: bytes) -> bytes:
-    j = doc.index(b'"signatures"')
-    return doc[:j] + b'"fsLayers": [{"blobSum": "sha256:' + b"e" * 64 + b'"}],\n   ' + doc[j:]
 
 
 def _malleated(doc: bytes) -> bytes:

@@ -16,6 +16,7 @@ from mfkit.analysis.history import build_history, parse_time
 from mfkit.cli import app
 from typer.testing import CliRunner
 from tests.conftest import FIXTURES
+from tests.tamper import bitflip as _bitflip, forged as _forged
 
 SEED_HTTP = FIXTURES / "seed" / "harbor-k8s-nginx-1.9.http"
 SEED_BODY = FIXTURES / "seed" / "harbor-k8s-nginx-1.9.manifest.json"
@@ -187,16 +188,6 @@ def test_missing_input_exit_3(tmp_path):
 
 HOSTILE_STEPS = ("\x1b[31mRED\x1b]0;title\x07\x1b[2J\r\x08FAKE VERIFIED", "a\n   trusted: yes")
 RAW_CONTROLS = ("\x1b", "\r", "\x08", "\x07", "\x00", "\u202e")
-
-
-def _bitflip(doc: bytes) -> bytes:
-    i = doc.index(b'"signature": "') + len(b'"signature": "') + 5
-    return doc[:i] + (b"A" if doc[i:i + 1] != b"A" else b"B") + doc[i + 1:]
-
-
-def _forged(doc: bytes) -> bytes:
-    j = doc.index(b'"signatures"')
-    return doc[:j] + b'"fsLayers": [{"blobSum": "sha256:' + b"e" * 64 + b'"}],\n   ' + doc[j:]
 
 
 def test_history_terminal_injection_is_escaped(tmp_path):
