@@ -55,6 +55,21 @@ _LAZY = {
 }
 
 
+def _paths(args: tuple) -> list[str]:
+    """Paths given one by one or as a list; anything else is a caller's mistake."""
+    import os
+
+    out: list[str] = []
+    for item in args:
+        if isinstance(item, (list, tuple)):
+            out.extend(_paths(tuple(item)))
+        elif isinstance(item, (str, os.PathLike)):
+            out.append(os.fspath(item))
+        else:
+            raise TypeError(f"expected file or folder paths, got {type(item).__name__}")
+    return out
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
@@ -148,7 +163,7 @@ def load(*paths: str, max_size: int | None = None, policy: TrustPolicy | None = 
 
     now = _dt.datetime.now(_dt.timezone.utc)
     out = []
-    for item in iter_inputs([str(p) for p in paths], max_size=max_size or DEFAULT_MAX_SIZE):
+    for item in iter_inputs(_paths(paths), max_size=max_size or DEFAULT_MAX_SIZE):
         if isinstance(item, InputError):
             raise item
         out.append(_analyze(item, policy=policy, now=now))
@@ -167,7 +182,7 @@ def history(*paths: str, config: str | None = None) -> list[History]:
     """
     from .explore import history as _history
 
-    return _history(*paths, config=config)
+    return _history(*_paths(paths), config=config)
 
 
 def corpus(*paths: str, jobs: int = 1) -> Corpus:
@@ -179,7 +194,7 @@ def corpus(*paths: str, jobs: int = 1) -> Corpus:
     """
     from .explore import corpus as _corpus
 
-    return _corpus(*paths, jobs=jobs)
+    return _corpus(*_paths(paths), jobs=jobs)
 
 
 def diff(a: str, b: str) -> DiffResult:

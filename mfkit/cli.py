@@ -9,11 +9,23 @@ Exit codes (also in ``mfkit --help`` and the README):
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 
-import typer
 
-from .errors import EXIT_INPUT, EXIT_USAGE, MfkitError
+def _quiet_interrupt(_signum: int, _frame: object) -> None:
+    os._exit(130)  # Ctrl-C while starting up: nothing written yet, no traceback
+
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _quiet_interrupt)
+
+import typer  # noqa: E402
+
+from .core.printable import printable  # noqa: E402
+from .errors import EXIT_INPUT, EXIT_USAGE, MfkitError  # noqa: E402
 
 EXIT_HELP = (
     "Exit codes: 0 all inputs analyzed and verified, no error finding; "
@@ -53,19 +65,41 @@ from . import _cli_fetch  # noqa: E402,F401  fetch
 from . import _cli_history  # noqa: E402,F401  history, corpus, diff, report
 
 
+def _exit_code(value: object) -> int:
+    if value is None:
+        return 0
+    return value if isinstance(value, int) else 1
+
+
 def main() -> None:
-    """Console-script entry point: run the app and never print a traceback."""
+    """Console-script entry point: run the app, never print a traceback, exit with the documented code.
+
+    Ctrl-C exits 130.  Captures are written atomically, so leaving at once never leaves a
+    partial file; worker threads still blocked on a slow network are not waited for.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 0
     try:
         app()
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
     except MfkitError as exc:
-        typer.echo(f"mfkit: error: {exc.diagnostics()}", err=True)
-        sys.exit(exc.exit_code)
+        typer.echo(f"mfkit: error: {printable(exc.diagnostics())}", err=True)
+        code = exc.exit_code
     except KeyboardInterrupt:
         typer.echo("mfkit: interrupted", err=True)
-        sys.exit(130)
+        code = 130
     except Exception as exc:  # noqa: BLE001 - last resort: a bug, reported without a traceback
-        typer.echo(f"mfkit: internal error: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
+        typer.echo(printable(f"mfkit: internal error: {type(exc).__name__}: {exc}")[:2000], err=True)
+        code = EXIT_INPUT
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if threading.active_count() > 1:
+        os._exit(code)  # a worker stuck on a slow server must not keep the process alive
+    sys.exit(code)
 
 
 __all__ = ["app", "main", "EXIT_USAGE"]

@@ -171,3 +171,13 @@ def test_trust_inputs_that_are_not_what_they_claim_are_usage_errors(tmp_path):
         assert run.returncode == 2 and b"Traceback" not in run.stderr, args
     with pytest.raises(TypeError):
         mfkit.TrustPolicy(key_ids="L6XL:QVO4:3YHZ:JPSG:I7AV:ITIX:52JM:YAEH:2PJM:KKIS:57WC:LFVS")
+
+
+def test_api_takes_paths_one_by_one_or_as_a_list(tmp_path):
+    (tmp_path / "a.json").write_bytes(GOOD)
+    (tmp_path / "b.json").write_bytes(GOOD)
+    both = [str(tmp_path / "a.json"), tmp_path / "b.json"]
+    assert len(mfkit.load(both)) == len(mfkit.load(*both)) == 2
+    assert len(mfkit.history(both)) == 2
+    with pytest.raises(TypeError):
+        mfkit.load(mfkit.load(both[0])[0])
