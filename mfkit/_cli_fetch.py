@@ -19,9 +19,10 @@ import typer
 
 from .cli import app
 from .core.credentials import parse_creds_flag
+from .core.printable import printable
 from .errors import MfkitError, UsageError
 from .fetch import FetchOptions, Progress, fetch, parse_accept
-from .remote import MANIFEST_LIMIT, MAX_PAGES
+from .remote import LIST_LIMIT, MANIFEST_LIMIT, MAX_PAGES
 
 __all__ = ["fetch_cmd"]
 
@@ -67,7 +68,7 @@ class _Lines(Progress):
     def message(self, text: str) -> None:
         if self.summary_on_stdout and text.startswith(_IN_SUMMARY):
             return
-        typer.echo(f"mfkit: {text}", err=True)
+        typer.echo(f"mfkit: {printable(text)}", err=True)
 
     def start(self, total: int) -> None:
         self.total = total
@@ -75,7 +76,7 @@ class _Lines(Progress):
     def advance(self, label: str, outcome: str) -> None:
         self.done += 1
         if self.total > 1:
-            typer.echo(f"mfkit: [{self.done}/{self.total}] {outcome} {label}", err=True)
+            typer.echo(f"mfkit: [{self.done}/{self.total}] {outcome} {printable(label)}", err=True)
 
 
 class _Bar(Progress):
@@ -99,7 +100,7 @@ class _Bar(Progress):
         if text.startswith(("saved ", "failed:", "warning")) or self.task is None:
             if text.startswith("saved ") and self.task is not None:
                 return  # the bar says it
-            self.console.print(f"mfkit: {text}", markup=False, highlight=False)
+            self.console.print(f"mfkit: {printable(text)}", markup=False, highlight=False)
 
     def start(self, total: int) -> None:
         if total > 1:
@@ -108,7 +109,7 @@ class _Bar(Progress):
 
     def advance(self, label: str, outcome: str) -> None:
         if self.task is not None:
-            self.bar.update(self.task, advance=1, description=f"{outcome} {label}")
+            self.bar.update(self.task, advance=1, description=f"{outcome} {printable(label)}")
 
     def close(self) -> None:
         if self.task is not None:
@@ -147,12 +148,18 @@ def fetch_cmd(
     all_platforms: Annotated[bool, typer.Option("--all-platforms", help="follow every list/index entry")] = False,
     max_manifest_size: Annotated[int, typer.Option("--max-manifest-size", min=1,
                                                    help="largest manifest read, in bytes")] = MANIFEST_LIMIT,
+    max_list_size: Annotated[int, typer.Option("--max-list-size", min=1,
+                                               help="largest tag-list or catalog page read, in bytes "
+                                                    "(default 32 MiB)")] = LIST_LIMIT,
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="shortcut: connect and read "
                                                                                 "timeout, seconds")] = None,
     connect_timeout: Annotated[Optional[float], typer.Option("--connect-timeout", min=0.1,
                                                              help="seconds to connect (default 30)")] = None,
     read_timeout: Annotated[Optional[float], typer.Option("--read-timeout", min=0.1,
                                                           help="seconds without data while reading (default 30)")] = None,
+    total_timeout: Annotated[Optional[float], typer.Option(
+        "--total-timeout", min=0.1, help="seconds one request attempt may take in all, even when data keeps "
+                                         "trickling in (default: connect timeout + 4 x read timeout)")] = None,
     retries: Annotated[int, typer.Option("--retries", min=0, max=20, help="retries after a 429, 502/503/504, "
                                                                          "reset, timeout or bad body")] = 4,
     retry_base: Annotated[float, typer.Option("--retry-base", min=0.0, help="first backoff ceiling, seconds "
@@ -182,7 +189,8 @@ def fetch_cmd(
             output=output, all_tags=all_tags, catalog=catalog, accept=parse_accept(accept), username=user,
             password=password, no_creds=no_creds, plain_http=plain_http, insecure=insecure,
             ca_file=str(ca_file) if ca_file else None, platform=platform, all_platforms=all_platforms,
-            max_manifest_size=max_manifest_size, timeout=timeout or 30.0,
+            max_manifest_size=max_manifest_size, max_list_size=max_list_size, timeout=timeout or 30.0,
+            total_timeout=total_timeout,
             connect_timeout=connect_timeout or timeout, read_timeout=read_timeout or timeout,
             retries=retries, retry_base=retry_base, retry_max_wait=retry_max_wait, max_pages=max_pages,
             force=force, refetch=refetch, concurrency=jobs or concurrency or 4)
@@ -194,7 +202,8 @@ def fetch_cmd(
             if isinstance(progress, _Bar):
                 progress.close()
     except MfkitError as exc:
-        typer.echo(f"mfkit: error: {exc.diagnostics()}", err=True)
+        hint = f"\nhint: {printable(exc.hint)}" if exc.hint else ""
+        typer.echo(f"mfkit: error: {printable(exc.message)}{hint}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         # click would print "Aborted!" and exit 1; an interrupted fetch exits 130

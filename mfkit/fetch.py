@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -33,7 +34,8 @@ from .core.jws import signed_payload
 from .core.reference import Reference, is_valid_tag, parse_reference, parse_repository
 from .credstore import CredentialSearch
 from .errors import CaptureError, FetchError, InputError, MfkitError, PolicyError, UsageError
-from .remote import MANIFEST_LIMIT, MAX_PAGES, Exchange, Registry, RetryPolicy
+from .core.printable import printable
+from .remote import LIST_LIMIT, MANIFEST_LIMIT, MAX_PAGES, UNSEGMENTABLE, Exchange, Registry, RetryPolicy, shown
 
 __all__ = [
     "FetchOptions",
@@ -74,6 +76,16 @@ MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     "index": (OCI_INDEX,),
 }
 _LISTS = (OCI_INDEX, DOCKER_LIST)
+# a Docker-Content-Digest that can be compared with the body (spec §4)
+_USABLE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+_DIGEST_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+SUMMARY_CAP = 1000  # characters of one summary field (registry text inside it is capped at 300 already)
+CLEANUP_WAIT = 10.0  # seconds SHA256SUMS and the final flush may take after Ctrl-C
+
+
+def _field(text: object, cap: int = SUMMARY_CAP) -> str:
+    """One summary field as shown (text and --json): escaped and capped."""
+    return shown(text, cap)
 _IMAGES = (OCI_MANIFEST, DOCKER_SCHEMA2)
 
 
@@ -134,7 +146,9 @@ class FetchOptions:
     platform: str | None = None
     all_platforms: bool = False
     max_manifest_size: int = MANIFEST_LIMIT
+    max_list_size: int = LIST_LIMIT
     timeout: float = 30.0
+    total_timeout: float | None = None  # per request attempt; None: connect + 4 x read timeout
     connect_timeout: float | None = None
     read_timeout: float | None = None
     retries: int = 4
@@ -210,10 +224,13 @@ class FetchSummary:
             "output": self.output,
             "counts": self.counts(),
             "credentials": dict(self.credentials),
-            "fetched": [vars(f) for f in self.fetched],
-            "skipped": [{"reference": r, "reason": why} for r, why in self.skipped],
-            "failed": [vars(f) for f in self.failed],
-            "warnings": list(self.warnings),
+            "fetched": [{**vars(f), "reference": _field(f.reference), "notes": [_field(n) for n in f.notes],
+                         "media_type": _field(f.media_type) if f.media_type else f.media_type}
+                        for f in self.fetched],
+            "skipped": [{"reference": _field(r), "reason": _field(why)} for r, why in self.skipped],
+            "failed": [{"reference": _field(f.reference), "reason": _field(f.reason), "code": _field(f.code, 100),
+                        "hint": _field(f.hint) if f.hint else f.hint} for f in self.failed],
+            "warnings": [_field(w) for w in self.warnings],
         }
 
     def text(self) -> str:
@@ -222,14 +239,16 @@ class FetchSummary:
                  for host, src in sorted(self.credentials.items())]
         for f in self.fetched:
             if f.kind in ("manifests", "blobs"):
-                note = f" ({'; '.join(f.notes)})" if f.notes else ""
-                lines.append(f"fetched  {f.reference}  {f.media_type or '?'}  {f.digest or '?'}{note}")
+                note = f" ({'; '.join(_field(n) for n in f.notes)})" if f.notes else ""
+                lines.append(f"fetched  {_field(f.reference)}  {_field(f.media_type or '?')}  "
+                             f"{_field(f.digest or '?')}{note}")
         for ref, why in self.skipped:
-            lines.append(f"skipped  {ref}  {why}")
+            lines.append(f"skipped  {_field(ref)}  {_field(why)}")
         for w in self.warnings:
-            lines.append(f"warning  {w}")
+            lines.append(f"warning  {_field(w)}")
         for f in self.failed:
-            lines.append(f"FAILED   {f.reference}  {f.reason}" + (f"  (hint: {f.hint})" if f.hint else ""))
+            lines.append(f"FAILED   {_field(f.reference)}  {_field(f.reason)}"
+                         + (f"  (hint: {_field(f.hint)})" if f.hint else ""))
         c = self.counts()
         def n(key: str, word: str) -> str:
             return f"{c[key]} {word}{'' if c[key] == 1 else 's'}"
@@ -327,13 +346,14 @@ class _Run:
         self._blobs_done: set[tuple[str, str, str]] = set()
         self._done: set[str] = set()
         self.accept = ", ".join(options.accept)
+        self._current = threading.local()  # the reference this thread works on (token sidecars)
         self.creds = CredentialSearch(env=dict(options.env if options.env is not None else os.environ),
                                       warn=self.warn)
 
     # --- bookkeeping ---
 
     def say(self, text: str) -> None:
-        self.p.message(text)
+        self.p.message(shown(text, 4 * SUMMARY_CAP))
 
     def warn(self, text: str) -> None:
         with self._lock:
@@ -376,9 +396,10 @@ class _Run:
                     identity_token=creds.identity_token if creds else None,
                     plain_http=self.o.plain_http, insecure=self.o.insecure, ca_file=self.o.ca_file,
                     timeout=self.o.timeout, connect_timeout=self.o.connect_timeout, read_timeout=self.o.read_timeout,
-                    max_manifest_size=self.o.max_manifest_size, jobs=self.o.jobs,
+                    max_manifest_size=self.o.max_manifest_size, max_list_size=self.o.max_list_size,
+                    total_timeout=self.o.total_timeout, jobs=self.o.jobs,
                     retry=RetryPolicy(self.o.retries, self.o.retry_base, self.o.retry_max_wait, self.o.retry_budget),
-                    on_token=lambda ex, r=ref: self.save_token(r, ex), on_retry=self.retried, stop=self.stop)
+                    on_token=self.save_token, on_retry=self.retried, stop=self.stop)
                 self._registries[ref.api_host] = reg
             return reg
 
@@ -386,10 +407,21 @@ class _Run:
         for reg in list(self._registries.values()):
             reg.close()
 
+    def abort(self) -> None:
+        """Ctrl-C: no new request or write, and every open socket shut down (hung reads end)."""
+        self.stop.set()
+        with self._lock:
+            regs = list(self._registries.values())
+        for reg in regs:
+            reg.abort()
+
+    def working_on(self, ref: Reference) -> None:
+        self._current.ref = ref
+
     def fail(self, label: str, exc: MfkitError) -> None:
         if exc.code == "fetch.interrupted":
             return
-        reason = _without_label(exc.message, label)
+        reason = shown(_without_label(exc.message, label), 4 * SUMMARY_CAP)
         with self._lock:
             self.summary.failed.append(Failed(label, reason, exc.code, exc.hint))
             # failures that will repeat for every reference of this registry
@@ -404,12 +436,12 @@ class _Run:
 
     def save(self, ex: Exchange, ref: Reference, folder_ref: str | None, label: str,
              media_type: str | None = None, digest: str | None = None, notes: list[str] | None = None,
-             repository: str | None = "") -> Fetched | None:
+             repository: str | None = "", reference_input: str | None = None) -> Fetched | None:
         if self.stop.is_set():
             return None  # interrupted: nothing new is written
         meta = ex.meta()
         meta["reference"] = label
-        meta["reference_input"] = ref.input
+        meta["reference_input"] = ref.input if reference_input is None else reference_input
         path_part = ref.path if repository == "" else repository
         folder = capture.capture_dir(self.o.output, ref.domain, path_part, ex.kind, folder_ref)
         with self._lock:
@@ -422,17 +454,22 @@ class _Run:
             self.summary.fetched.append(item)
         return item
 
-    def save_token(self, ref: Reference, ex: Exchange) -> None:
-        # file the answer under the repository of the scope it was asked for
+    def save_token(self, ex: Exchange) -> None:
+        """File a token answer under the repository its scope names; ``reference_input`` is
+        the argument being fetched when it is in that repository, else the repository."""
+        ref: Reference | None = getattr(self._current, "ref", None)
+        if ref is None:  # pragma: no cover - every request runs under working_on()
+            return
         scopes = (ex.grant or {}).get("requested_scopes") or []
         first = scopes[0] if scopes else ""
         kind, _, rest = first.partition(":")
         path = rest.rpartition(":")[0] if kind == "repository" else ""
         if path:
             where = replace(ref, path=path)
-            self.save(ex, where, None, f"{where.name} token")
+            given = ref.input if path == ref.path else where.name
+            self.save(ex, where, None, f"{where.name} token", reference_input=given)
         else:
-            self.save(ex, ref, None, f"{ref.domain} token", repository=None)
+            self.save(ex, ref, None, f"{ref.domain} token", repository=None, reference_input=ref.domain)
 
     # --- work ---
 
@@ -446,6 +483,7 @@ class _Run:
             return []
         names: list[str] = []
         notes: list[str] = []
+        self.working_on(repo)
         try:
             for ex in self.registry(repo).catalog(notes, max_pages=self.o.max_pages):
                 self.save(ex, repo, None, f"{repo.domain} catalog", repository=None)
@@ -462,7 +500,7 @@ class _Run:
         out: list[str] = []
         for name in names:
             if name in out:
-                self.warn(f"{repo.domain} catalog: repository {name!r} listed twice")
+                self.warn(f"{repo.domain} catalog: repository {shown(repr(name))} listed twice")
                 continue
             out.append(name)
         self.say(f"{repo.domain}: {len(out)} repositories in the catalog")
@@ -475,7 +513,7 @@ class _Run:
         try:
             repo = parse_repository(text)
         except UsageError as exc:  # a catalog entry that is not a valid name
-            self.warn(f"{text}: {exc.message}; not fetched")
+            self.warn(f"{shown(text)}: {shown(exc.message)}; not fetched")
             return []
         fatal = self.fatal_for(repo)
         if fatal:
@@ -484,6 +522,7 @@ class _Run:
         tags: list[str] = []
         seen: set[str] = set()
         notes: list[str] = []
+        self.working_on(repo)
         try:
             for ex in self.registry(repo).list_tags(repo.path, notes, max_pages=self.o.max_pages):
                 self.save(ex, repo, None, f"{repo.name} tags")
@@ -494,9 +533,9 @@ class _Run:
                 page = doc.get("tags") if isinstance(doc, dict) else None
                 for t in page or []:
                     if not isinstance(t, str):
-                        self.warn(f"{repo.name}: tag list holds a non-string entry {t!r}; ignored")
+                        self.warn(f"{repo.name}: tag list holds a non-string entry {shown(repr(t))}; ignored")
                     elif t in seen:
-                        self.warn(f"{repo.name}: tag {t!r} listed more than once; fetched once")
+                        self.warn(f"{repo.name}: tag {shown(repr(t))} listed more than once; fetched once")
                     else:
                         seen.add(t)
                         tags.append(t)
@@ -510,12 +549,19 @@ class _Run:
         for t in tags:
             if is_valid_tag(t):
                 out.append(repo.with_tag(t))
+            elif t in UNSEGMENTABLE:  # not even with --force: the URL would name another path
+                self.warn(f"{repo.name}: tag {shown(repr(t))} cannot be expressed as a URL path segment; not fetched")
+                self.summary.skipped.append((f"{repo.name}:{shown(t)}",
+                                             "cannot be expressed as a URL path segment"))
             elif self.o.force:
-                self.warn(f"{repo.name}: tag {t!r} breaks the tag grammar (spec §6.1); fetched anyway (--force)")
+                self.warn(f"{repo.name}: tag {shown(repr(t))} breaks the tag grammar (spec §6.1); "
+                          "fetched anyway (--force)")
                 out.append(replace(repo, tag=t, digest=None, tag_defaulted=False))
             else:
-                self.warn(f"{repo.name}: tag {t!r} breaks the tag grammar (spec §6.1); not fetched (--force fetches it)")
-                self.summary.skipped.append((f"{repo.name}:{t}", "tag not valid by the reference grammar (spec §6.1)"))
+                self.warn(f"{repo.name}: tag {shown(repr(t))} breaks the tag grammar (spec §6.1); "
+                          "not fetched (--force fetches it)")
+                self.summary.skipped.append((f"{repo.name}:{shown(t)}",
+                                             "tag not valid by the reference grammar (spec §6.1)"))
         if not tags:
             self.summary.skipped.append((repo.name, "repository has no tags"))
         self.say(f"{repo.name}: {len(out)} tags")
@@ -546,21 +592,22 @@ class _Run:
         try:
             head = reg.head_manifest(ref.path, ref.tag, self.accept)
         except FetchError as exc:
-            self.say(f"{ref}: HEAD failed ({exc.message}); fetching again")
+            self.say(f"{shown(ref)}: HEAD failed ({shown(exc.message)}); fetching again")
             return None
         now = head.header("docker-content-digest")
         if now is None:
-            self.say(f"{ref}: HEAD gave no Docker-Content-Digest; fetching again")
+            self.say(f"{shown(ref)}: HEAD gave no Docker-Content-Digest; fetching again")
             return None
         if now != have:
-            self.say(f"{ref}: tag moved ({have} -> {now}); fetching again")
+            self.say(f"{shown(ref)}: tag moved ({have} -> {shown(now)}); fetching again")
             return None
         return f"already captured ({have}; HEAD digest unchanged)"
 
     def manifest(self, ref: Reference, depth: int = 0) -> str:
-        label = str(ref)
+        label = shown(str(ref), SUMMARY_CAP)
         if self.stop.is_set():
             return "skipped"
+        self.working_on(ref)
         fatal = self.fatal_for(ref)
         if fatal:
             self.fail(label, fatal)
@@ -575,7 +622,9 @@ class _Run:
             if ref.digest and ref.digest.startswith("sha256:") and digest != ref.digest:
                 return f"content digest {digest} does not match the requested {ref.digest}"
             header = resp.headers.get("docker-content-digest")
-            if header and header.startswith("sha256:") and header != digest and not notes:
+            if header and header.startswith("sha256:") and _USABLE_DIGEST.fullmatch(header) and header != digest:
+                if notes:  # a signed schema 1 cut short: its payload cannot be rebuilt to check the header
+                    return f"the signed payload cannot be rebuilt to check Docker-Content-Digest {header} (truncated?)"
                 return f"content digest {digest} does not match Docker-Content-Digest {header}"
             return None
 
@@ -585,6 +634,10 @@ class _Run:
             if why:
                 with self._lock:
                     self.summary.skipped.append((label, why))
+                return "skipped"
+            if (ref.ref or "latest") in UNSEGMENTABLE or (ref.tag is not None and ref.tag in UNSEGMENTABLE):
+                with self._lock:
+                    self.summary.skipped.append((label, "cannot be expressed as a URL path segment"))
                 return "skipped"
             ex = reg.get_manifest(ref.path, ref.ref or "latest", self.accept, check=check)
         except FetchError as exc:
@@ -597,10 +650,13 @@ class _Run:
         mt = _media_type(ex, doc)
         digest, notes = registry_digest(ex.body, mt)
         header = ex.header("docker-content-digest")
-        if header and header != digest:
-            notes.append(f"Docker-Content-Digest {header} differs from the computed digest")
+        if header and not _USABLE_DIGEST.fullmatch(header):
+            self.warn(f"{label}: registry sent an unusable Docker-Content-Digest {shown(repr(header))}")
+            notes.append("Docker-Content-Digest unusable; not compared")
+        elif header and header != digest:
+            notes.append(f"Docker-Content-Digest {shown(header)} differs from the computed digest")
         for w in ex.header_values("warning"):
-            self.say(f"warning from registry for {label}: {w}")  # spec §6.9
+            self.say(f"warning from registry for {label}: {shown(w)}")  # spec §6.9
         if self.save(ex, ref, ref.ref, label, mt, digest, notes) is None:
             return "skipped"
         self.say(f"saved {label} ({mt}, {digest})")
@@ -616,7 +672,11 @@ class _Run:
 
     def blob(self, ref: Reference, digest: str) -> None:
         key = (ref.api_host, ref.path, digest)
-        label = f"{ref.name}@{digest}"
+        label = f"{ref.name}@{shown(digest)}"
+        if not _DIGEST_GRAMMAR.fullmatch(digest):
+            self.fail(label, FetchError(f"config digest {shown(repr(digest))} is not a digest; not fetched",
+                                        code="fetch.bad-digest"))
+            return
         with self._lock:
             if key in self._blobs_done:
                 return
@@ -640,8 +700,9 @@ class _Run:
         entries = [m for m in doc.get("manifests") or [] if isinstance(m, dict) and isinstance(m.get("digest"), str)]
         if not self.o.platform and not self.o.all_platforms:
             for m in entries:
-                self.summary.skipped.append((f"{ref.name}@{m['digest']}",
-                                             f"index child {_plat(m)} not followed (use --platform or --all-platforms)"))
+                self.summary.skipped.append((f"{ref.name}@{shown(m['digest'])}",
+                                             f"index child {shown(_plat(m))} not followed "
+                                             "(use --platform or --all-platforms)"))
             return
         chosen = entries
         if self.o.platform and not self.o.all_platforms:
@@ -649,7 +710,7 @@ class _Run:
             chosen = [m for m in entries if _matches(m, want_os, want_arch, want_var)]
             if not chosen:
                 self.fail(str(ref), FetchError(f"no entry for platform {self.o.platform} in the index "
-                                               f"(has: {', '.join(_plat(m) for m in entries) or 'none'})",
+                                               f"(has: {shown(', '.join(_plat(m) for m in entries) or 'none')})",
                                                code="fetch.platform"))
                 return
             chosen = chosen[:1]
@@ -657,7 +718,7 @@ class _Run:
             try:
                 child = ref.with_digest(m["digest"])
             except UsageError as exc:
-                self.fail(f"{ref.name}@{m['digest']}", exc)
+                self.fail(f"{ref.name}@{shown(m['digest'])}", exc)
                 continue
             self.manifest(child, depth=1)
 
@@ -707,6 +768,28 @@ def _check_options(references: list[str], options: FetchOptions) -> None:
             parse_reference(text)
     if options.ca_file and not Path(options.ca_file).is_file():
         raise UsageError(f"--ca-file {options.ca_file}: no such file", code="usage.ca-file")
+    _check_output(Path(options.output))
+
+
+def _check_output(out: Path) -> None:
+    """``-o`` must be a folder or creatable as one: checked before any network traffic."""
+    shown_out = printable(str(out))
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"-o {shown_out}: exists and is not a folder", code="usage.output",
+                             hint="name a folder (it is created if needed)")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise UsageError(f"-o {shown_out}: folder is not writable", code="usage.output")
+        return
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"-o {shown_out}: cannot be created ({printable(str(parent))} is not a folder)",
+                         code="usage.output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {shown_out}: cannot be created ({printable(str(parent))} is not writable)",
+                         code="usage.output")
 
 
 def fetch(references: list[str], options: FetchOptions,
@@ -723,6 +806,7 @@ def fetch(references: list[str], options: FetchOptions,
     sink = progress if isinstance(progress, Progress) else _Lines(progress or (lambda _msg: None))
     _check_options(references, options)
     run = _Run(options, sink)
+    failed = True  # until the run ends normally: then the final flush is not time-bounded
     try:
         repos = list(references)
         if options.catalog:
@@ -730,27 +814,57 @@ def fetch(references: list[str], options: FetchOptions,
             for text in references:
                 repos.extend(run.catalog(text))
             if not options.all_tags:
+                failed = False
                 return run.summary
         targets: list[Reference] = []
         for text in repos:
             targets.extend(run.expand(text))
         sink.start(len(targets))
-        with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="mfkit-fetch") as pool:
-            futures: dict[Future[str], str] = {pool.submit(run.manifest, ref): str(ref) for ref in targets}
-            try:
-                for fut in as_completed(futures):
-                    sink.advance(futures[fut], fut.result())
-            except BaseException:
-                run.stop.set()  # Ctrl-C: workers stop before their next request or write
-                for f in futures:
-                    f.cancel()
-                raise
+        pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="mfkit-fetch")
+        futures: dict[Future[str], str] = {}
+        try:
+            futures = {pool.submit(run.manifest, ref): shown(str(ref), SUMMARY_CAP) for ref in targets}
+            for fut in as_completed(futures):
+                sink.advance(futures[fut], fut.result())
+        except BaseException:
+            # Ctrl-C: queued work is cancelled, workers stop before their next request or
+            # write, and every open socket is shut down so that a hung read ends now
+            run.abort()
+            pool.shutdown(wait=False, cancel_futures=True)
+            wait(futures, timeout=CLEANUP_WAIT)  # bounded: aborted reads end at once
+            raise
+        pool.shutdown(wait=True)
+        failed = False
     except BaseException:
-        run.stop.set()
+        run.abort()
         raise
     finally:
         run.close()
-        for folder in list(run._folder_locks):  # also after Ctrl-C: every saved body gets its sums line
-            capture.write_sums(folder, durable=False)
-        capture.sync()  # one flush for the whole batch; renames already kept files whole
+        folders = list(run._folder_locks)
+        if failed:
+            _bounded(lambda: _finish(folders), CLEANUP_WAIT)
+        else:
+            _finish(folders)
     return run.summary
+
+
+def _finish(folders: list[Path]) -> None:
+    for folder in folders:  # also after Ctrl-C: every saved body gets its sums line
+        capture.write_sums(folder, durable=False)
+    capture.sync()  # one flush for the whole batch; renames already kept files whole
+
+
+def _bounded(work: Callable[[], None], seconds: float) -> None:
+    """Run ``work`` in a daemon thread and wait at most ``seconds`` (after Ctrl-C the
+    process must end promptly even if the disk is slow)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - reported below, the interrupt wins
+            errors.append(exc)
+
+    t = threading.Thread(target=target, name="mfkit-fetch-finish", daemon=True)
+    t.start()
+    t.join(seconds)

@@ -13,11 +13,20 @@ Credential rules (spec §5.10):
   only to the registry host itself;
 * manifest, tag and token requests never follow redirects; blob redirects are followed by
   hand and ``Authorization`` is dropped for any other origin (CVE-2020-15157);
-* a realm on a link-local, metadata or unspecified address is refused, and one on loopback
-  only when the registry itself is on loopback (SSRF guard, spec §5.10 rule 2);
+* a realm or a blob redirect target on a link-local, metadata or unspecified address is
+  refused, one on loopback only when the registry itself is on loopback, one on a private
+  address only for a private or loopback registry (SSRF guard, spec §5.10 rule 2). Numeric
+  IPv4 hosts are read the way the C resolver reads them (``2852039166``, ``0xa9fea9fe``,
+  ``0251.0376.0251.0376``, ``127.1``, a trailing dot) before the check; host names are not
+  resolved, so a DNS name that points at a private address is not caught;
 * plain HTTP only with ``plain_http`` or for loopback hosts; TLS verification is on unless
   ``insecure``; ``ca_file`` adds private CAs;
-* every body is streamed under a size cap; tokens and passwords are never logged or returned.
+* every body is streamed under a size cap; tokens and passwords are never logged or returned;
+* every request attempt has a total time budget (``total_timeout``), enforced on every socket
+  read and write, so a server trickling one byte or one header line at a time cannot hold a
+  worker longer than that; :meth:`Registry.abort` shuts every open socket down (Ctrl-C);
+* registry-controlled text (error codes and messages, header values, URLs it names) is shown
+  through :func:`shown`: control and bidi characters escaped, at most ``FIELD_CAP`` characters.
 
 Faults: 429 (``Retry-After`` honoured, capped), 502/503/504, connection resets, timeouts,
 truncated bodies and bodies failing a caller-supplied check (digest) are retried with
@@ -33,12 +42,16 @@ import http.cookiejar
 import ipaddress
 import json
 import random
+import re
+import socket
 import ssl
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import httpcore
 import httpx
 
 from .core.auth import (
@@ -51,6 +64,7 @@ from .core.auth import (
     redact_headers,
     redact_token_body,
 )
+from .core.printable import printable
 from .core.reference import DOCKER_HUB_API, is_loopback, repository_scope, split_host
 from .limits import MANIFEST_FETCH_LIMIT
 from .errors import AuthError, FetchError, PolicyError, RegistryError, UsageError
@@ -62,6 +76,11 @@ __all__ = [
     "parse_link_header",
     "parse_retry_after",
     "realm_address_problem",
+    "address_problem",
+    "normalize_host",
+    "shown",
+    "FIELD_CAP",
+    "LIST_LIMIT",
     "MANIFEST_LIMIT",
     "SMALL_LIMIT",
     "BLOB_LIMIT",
@@ -73,6 +92,9 @@ __all__ = [
 MANIFEST_LIMIT = MANIFEST_FETCH_LIMIT  # spec §6.6
 SMALL_LIMIT = 1 << 20  # token and error bodies (spec §6.6)
 BLOB_LIMIT = 16 << 20  # image configs
+LIST_LIMIT = 32 << 20  # one tag-list or catalog page (--max-list-size)
+FIELD_CAP = 300  # characters of one registry-controlled text field shown to people
+TOTAL_FACTOR = 4  # default total budget of one attempt: connect timeout + 4 x read timeout
 TOKEN_TIMEOUT = 15.0  # spec §5.10 rule 6
 MAX_REDIRECTS = 5
 MAX_PAGES = 1000  # spec §6.3: cap total pages
@@ -273,26 +295,68 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def shown(text: object, cap: int = FIELD_CAP) -> str:
+    """Registry-controlled ``text`` made safe to show: control and bidi characters escaped
+    (:func:`~mfkit.core.printable.printable`), cut after ``cap`` characters with a note of
+    how much was left out."""
+    s = printable(text)
+    if len(s) <= cap:
+        return s
+    rest = len(s[cap:].encode("utf-8", "replace"))
+    return f"{s[:cap]}\u2026 ({rest} bytes more)"
+
+
+_NUMERIC_V4 = re.compile(r"[0-9a-fA-FxX.]+")
+
+
+def normalize_host(host: str) -> str:
+    """A URL host as the address checks see it: lower case, no brackets, one trailing dot
+    dropped, and a numeric IPv4 host in any form the C resolver accepts (``2852039166``,
+    ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``127.1``, ``0``) written as a dotted quad,
+    the way ``inet_aton`` reads it. Names are not resolved."""
+    h = host.strip().lower()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if h.endswith(".") and not h.endswith(".."):
+        h = h[:-1]
+    if h and _NUMERIC_V4.fullmatch(h):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(h))
+        except OSError:
+            pass
+    return h
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ip = ipaddress.ip_address(host.strip("[]"))
+        ip = ipaddress.ip_address(normalize_host(host))
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if ip.sixtofour is not None:
+            return ip.sixtofour
     return ip
 
 
-def realm_address_problem(realm_host: str, registry_host: str) -> str | None:
-    """Why a token realm host is refused for a registry host, or None (spec §5.10 rule 2).
+def address_problem(target_host: str, registry_host: str) -> str | None:
+    """Why a host named by the registry (token realm, blob redirect) is refused, or None.
 
     Refused: link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::), multicast,
     reserved and known cloud-metadata addresses, always; loopback unless the registry is on
     loopback; private ranges unless the registry is on loopback or a private address.
-    Host names are not resolved (DNS answers can change between check and use).
+    Numeric IPv4 forms are normalised first (:func:`normalize_host`). Host names are not
+    resolved (DNS answers can change between check and use): a name that points at a
+    private address is not caught.
     """
-    host = realm_host.lower().strip("[]")
-    reg = split_host(registry_host)[0].lower().strip("[]")
+    host = normalize_host(target_host)
+    reg = normalize_host(split_host(registry_host)[0])
     if host in _METADATA_HOSTS:
         return "a cloud metadata address"
     ip = _ip(host)
@@ -306,14 +370,137 @@ def realm_address_problem(realm_host: str, registry_host: str) -> str | None:
         return "a link-local address"
     if ip.is_multicast or ip.is_reserved:
         return "a multicast/reserved address"
+    reg_ip = _ip(reg)
+    reg_loop = is_loopback(reg) or (reg_ip is not None and reg_ip.is_loopback)
     if ip.is_loopback:
-        return None if is_loopback(reg) else "loopback"
+        return None if reg_loop else "loopback"
     if ip.is_private:
-        reg_ip = _ip(reg)
-        if host == reg or is_loopback(reg) or (reg_ip is not None and reg_ip.is_private):
+        if host == reg or reg_loop or (reg_ip is not None and reg_ip.is_private):
             return None
         return "a private address"
     return None
+
+
+def realm_address_problem(realm_host: str, registry_host: str) -> str | None:
+    """Why a token realm host is refused for a registry host, or None (spec §5.10 rule 2);
+    see :func:`address_problem`."""
+    return address_problem(realm_host, registry_host)
+
+
+class _Stream(httpcore.NetworkStream):
+    """A socket stream whose every read and write ends by the attempt's deadline."""
+
+    def __init__(self, net: "_Net", inner: httpcore.NetworkStream) -> None:
+        self._net = net
+        self._inner = inner
+        self.dropped = False
+        net.track(self)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._net.using(self)
+        if self.dropped:
+            raise httpcore.ReadError("connection dropped")
+        return self._inner.read(max_bytes, self._net.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._net.using(self)
+        if self.dropped:
+            raise httpcore.WriteError("connection dropped")
+        self._inner.write(buffer, self._net.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, self._net.left(timeout, httpcore.ConnectTimeout))
+        return _Stream(self._net, inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self.dropped:
+            return True  # the pool then treats this idle connection as closed and never reuses it
+        return self._inner.get_extra_info(info)
+
+    def drop(self) -> None:
+        """Never use this connection again; wake a read blocked on it."""
+        self.dropped = True
+        sock = self._inner.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Net(httpcore.NetworkBackend):
+    """httpcore's socket backend plus a per-thread deadline, dropping of a bad connection
+    and :meth:`abort` (every socket shut down at once)."""
+
+    def __init__(self) -> None:
+        self._base = httpcore.SyncBackend()
+        self._local = threading.local()
+        self._live: "weakref.WeakSet[_Stream]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.aborted = False
+
+    def begin(self, deadline: float | None) -> None:
+        self._local.deadline = deadline
+        self._local.stream = None
+
+    def end(self) -> None:
+        self._local.deadline = None
+
+    def expired(self) -> bool:
+        deadline = getattr(self._local, "deadline", None)
+        return deadline is not None and time.monotonic() >= deadline
+
+    def left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        if self.aborted:
+            raise httpcore.ReadError("interrupted")
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise error("total time budget spent")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def track(self, stream: _Stream) -> None:
+        with self._lock:
+            self._live.add(stream)
+        if self.aborted:
+            stream.drop()
+
+    def using(self, stream: _Stream) -> None:
+        self._local.stream = stream
+
+    def drop_current(self) -> None:
+        """Drop the connection this thread used last (its bytes can no longer be trusted)."""
+        stream = getattr(self._local, "stream", None)
+        self._local.stream = None
+        if stream is not None:
+            stream.drop()
+
+    def abort(self) -> None:
+        self.aborted = True
+        with self._lock:
+            streams = list(self._live)
+        for stream in streams:
+            stream.drop()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        inner = self._base.connect_tcp(host, port, self.left(timeout, httpcore.ConnectTimeout), local_address,
+                                       socket_options)
+        return _Stream(self, inner)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
+        return _Stream(self, self._base.connect_unix_socket(path, self.left(timeout, httpcore.ConnectTimeout),
+                                                            socket_options))
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover
+        self._base.sleep(seconds)
 
 
 class Registry:
@@ -329,6 +516,9 @@ class Registry:
         timeout: seconds per request (shortcut for both timeouts below).
         connect_timeout, read_timeout: seconds (token requests: at most 15).
         max_manifest_size: cap for manifest bodies.
+        max_list_size: cap for one tag-list or catalog page.
+        total_timeout: seconds one request attempt may take in all, however the bytes
+            trickle in (default: connect timeout + 4 x read timeout).
         retry: the :class:`RetryPolicy`.
         jobs: connections kept per host.
         on_token: called with the redacted :class:`Exchange` of each token answer.
@@ -341,7 +531,8 @@ class Registry:
                  identity_token: str | None = None,
                  plain_http: bool = False, insecure: bool = False, ca_file: str | None = None,
                  timeout: float = 30.0, connect_timeout: float | None = None, read_timeout: float | None = None,
-                 max_manifest_size: int = MANIFEST_LIMIT, retry: RetryPolicy | None = None, jobs: int = 4,
+                 max_manifest_size: int = MANIFEST_LIMIT, max_list_size: int = LIST_LIMIT,
+                 total_timeout: float | None = None, retry: RetryPolicy | None = None, jobs: int = 4,
                  on_token: Callable[[Exchange], None] | None = None,
                  on_retry: Callable[[str], None] | None = None, stop: threading.Event | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -356,6 +547,8 @@ class Registry:
         self.connect_timeout = connect_timeout or timeout
         self.read_timeout = read_timeout or timeout
         self.max_manifest_size = max_manifest_size
+        self.max_list_size = max_list_size
+        self.total_timeout = total_timeout or (self.connect_timeout + TOTAL_FACTOR * self.read_timeout)
         self.retry = retry or RetryPolicy()
         self.on_token = on_token
         self.on_retry = on_retry
@@ -370,10 +563,18 @@ class Registry:
         if ca_file and not insecure:
             verify = _ssl_context(ca_file)
         jobs = max(1, jobs)
+        limits = httpx.Limits(max_connections=jobs * 2, max_keepalive_connections=jobs * 2)
+        self._net = _Net()
+        if transport is None:
+            transport = httpx.HTTPTransport(verify=verify, limits=limits)
+            pool = getattr(transport, "_pool", None)
+            # the deadline, connection dropping and abort live in the socket backend
+            if isinstance(pool, httpcore.ConnectionPool) and hasattr(pool, "_network_backend"):
+                pool._network_backend = self._net
         self._client = httpx.Client(
             verify=verify, timeout=self._timeout(), follow_redirects=False, cookies=_no_cookies(),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            limits=httpx.Limits(max_connections=jobs * 2, max_keepalive_connections=jobs * 2), transport=transport)
+            limits=limits, transport=transport)
 
     @property
     def has_credentials(self) -> bool:
@@ -392,6 +593,12 @@ class Registry:
         self._tokens.clear()
         self._client.close()
 
+    def abort(self) -> None:
+        """Ctrl-C: stop waits, refuse new requests, and shut every open socket down so that
+        reads blocked in other threads end now."""
+        self.stop.set()
+        self._net.abort()
+
     def __enter__(self) -> "Registry":
         return self
 
@@ -407,19 +614,26 @@ class Registry:
 
     def _send(self, method: str, url: str, headers: dict[str, str], limit: int, *,
               timeout: httpx.Timeout | None = None, data: dict[str, str] | None = None,
+              limit_flag: str | None = None,
               ) -> tuple[httpx.Response, bytes, str]:
-        """One request, body streamed under ``limit``; network failures become FetchError."""
+        """One request, body streamed under ``limit``; network failures become FetchError.
+
+        The attempt ends by ``total_timeout`` whatever the server does (each socket read and
+        write waits at most until then). After a failure the connection is dropped, never
+        reused: bytes left in it would be read as the next answer.
+        """
         if self.stop.is_set():
             raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url)
         stamp = now_rfc3339()
+        hint = f"raise it with {limit_flag}" if limit_flag else None
+        self._net.begin(time.monotonic() + self.total_timeout)
         try:
             with self._client.stream(method, url, headers=headers, timeout=timeout or self._timeout(),
                                      data=data) as resp:
                 length = resp.headers.get("content-length", "")
                 if length.isdigit() and int(length) > limit:
                     raise FetchError(f"{url}: answer of {length} bytes is over the limit of {limit}",
-                                     code="fetch.too-large", url=url, status=resp.status_code,
-                                     hint="raise it with --max-manifest-size" if limit == self.max_manifest_size else None)
+                                     code="fetch.too-large", url=url, status=resp.status_code, hint=hint)
                 buf = bytearray()
                 if method != "HEAD":
                     # spec §6.6: never hold more than the cap, whatever the server sends
@@ -427,21 +641,35 @@ class Registry:
                         buf += chunk
                         if len(buf) > limit:
                             raise FetchError(f"{url}: answer is over the limit of {limit} bytes (stopped reading)",
-                                             code="fetch.too-large", url=url, status=resp.status_code,
-                                             hint="raise it with --max-manifest-size"
-                                             if limit == self.max_manifest_size else None)
+                                             code="fetch.too-large", url=url, status=resp.status_code, hint=hint)
                         if self.stop.is_set():
                             raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url)
                     if length.isdigit() and len(buf) != int(length) and not resp.headers.get("content-encoding"):
                         raise FetchError(f"{url}: body of {len(buf)} bytes, Content-Length said {length}",
                                          code="fetch.truncated", url=url, status=resp.status_code)
                 return resp, bytes(buf), stamp
-        except httpx.TimeoutException as exc:
+        except BaseException as exc:
+            self._net.drop_current()
+            if self.stop.is_set() and isinstance(exc, (httpx.HTTPError, FetchError)):
+                raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url) from None
+            if isinstance(exc, httpx.TimeoutException) and self._net.expired():
+                raise FetchError(f"{self._where(url)}: timed out: no complete answer within the total time "
+                                 f"budget of {self.total_timeout:g} s", code="fetch.timeout", url=url,
+                                 hint="raise --total-timeout (or --timeout), or check the registry") from None
+            if not isinstance(exc, httpx.HTTPError):
+                raise
+            self._transport_error(url, exc)
+            raise  # pragma: no cover - _transport_error always raises
+        finally:
+            self._net.end()
+
+    def _transport_error(self, url: str, exc: httpx.HTTPError) -> None:
+        text = shown(str(exc))
+        if isinstance(exc, httpx.TimeoutException):
             raise FetchError(f"{self._where(url)}: timed out ({type(exc).__name__})", code="fetch.timeout",
                              url=url, hint="raise --connect-timeout/--read-timeout, or check the host and port") \
                 from None
-        except httpx.ConnectError as exc:
-            text = str(exc)
+        if isinstance(exc, httpx.ConnectError):
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
                 raise FetchError(f"{self._where(url)}: TLS certificate not trusted ({text})", code="fetch.tls",
                                  url=url, hint="trust a private CA with --ca-file PEM; --insecure only if you "
@@ -449,19 +677,24 @@ class Registry:
             raise FetchError(f"cannot connect to {self._where(url)}: {text or 'connection failed'}",
                              code="fetch.connect", url=url,
                              hint="check the host, the port and --plain-http") from None
-        except httpx.RemoteProtocolError as exc:
-            text = str(exc)
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            raise PolicyError(f"{self._where(url)}: unsupported scheme; not fetched", code="policy.scheme",
+                              url=url) from None
+        if isinstance(exc, httpx.RemoteProtocolError) and "location header" in text.lower():
+            # httpx reads Location even when not following: a redirect to a URL it cannot parse
+            raise PolicyError(f"{self._where(url)}: redirect to an invalid URL ({text}); refused",
+                              code="policy.redirect", url=url) from None
+        if isinstance(exc, httpx.RemoteProtocolError):
             code = "fetch.truncated" if "incomplete" in text or "complete message body" in text else "fetch.transport"
             raise FetchError(f"{self._where(url)}: {text or 'the server closed the connection'}", code=code,
                              url=url) from None
-        except httpx.TransportError as exc:
-            raise FetchError(f"{self._where(url)}: {type(exc).__name__}: {exc or 'connection lost'}",
-                             code="fetch.transport", url=url) from None
+        raise FetchError(f"{self._where(url)}: {type(exc).__name__}: {text or 'connection lost'}",
+                         code="fetch.transport", url=url) from None
 
     def _call(self, method: str, url: str, headers: dict[str, str], limit: int, *,
               timeout: httpx.Timeout | None = None, data: dict[str, str] | None = None,
               check: Callable[[httpx.Response, bytes], str | None] | None = None,
-              retries: int | None = None) -> tuple[httpx.Response, bytes, str]:
+              retries: int | None = None, limit_flag: str | None = None) -> tuple[httpx.Response, bytes, str]:
         """:meth:`_send` with retries (429 with Retry-After, 502/503/504, resets, timeouts,
         truncated bodies, ``check`` failures), exponential backoff with full jitter."""
         policy = self.retry
@@ -471,7 +704,8 @@ class Registry:
         while True:
             resp: httpx.Response | None = None
             try:
-                resp, body, stamp = self._send(method, url, headers, limit, timeout=timeout, data=data)
+                resp, body, stamp = self._send(method, url, headers, limit, timeout=timeout, data=data,
+                                               limit_flag=limit_flag)
                 if resp.status_code in RETRY_STATUS:
                     problem = f"HTTP {resp.status_code}"
                     failure: FetchError | None = None
@@ -480,8 +714,9 @@ class Registry:
                     if why is None:
                         return resp, body, stamp
                     problem = why
-                    failure = FetchError(f"{self._where(url)}{httpx.URL(url).raw_path.decode('ascii', 'replace')}: "
-                                         f"{why}", code="fetch.digest-mismatch", url=url, status=resp.status_code)
+                    self._net.drop_current()  # what follows this body on the connection cannot be trusted
+                    failure = FetchError(f"{self._where(url)}{shown(httpx.URL(url).raw_path.decode('ascii', 'replace'))}"
+                                         f": {why}", code="fetch.digest-mismatch", url=url, status=resp.status_code)
             except FetchError as exc:
                 if exc.code not in RETRY_CODES:
                     raise
@@ -501,7 +736,7 @@ class Registry:
             attempt += 1
             if self.on_retry is not None:
                 where = problem if problem.startswith(("http://", "https://", "cannot")) else \
-                    f"{self._where(url)}{httpx.URL(url).raw_path.decode('ascii', 'replace')}: {problem}"
+                    f"{self._where(url)}{shown(httpx.URL(url).raw_path.decode('ascii', 'replace'))}: {problem}"
                 self.on_retry(f"{where}; retry {attempt}/{limit_attempts} in {delay:.2f} s")
             if self.stop.wait(delay):
                 raise FetchError(f"{self._where(url)}: interrupted", code="fetch.interrupted", url=url)
@@ -510,7 +745,7 @@ class Registry:
     @staticmethod
     def _where(url: str) -> str:
         u = httpx.URL(url)
-        return f"{u.scheme}://{u.netloc.decode('ascii', 'replace')}"
+        return shown(f"{u.scheme}://{u.netloc.decode('ascii', 'replace')}")
 
     def _exchange(self, kind: str, method: str, url: str, accept: str | None, resp: httpx.Response,
                   body: bytes, stamp: str, grant: dict[str, Any] | None) -> Exchange:
@@ -524,16 +759,20 @@ class Registry:
         status = resp.status_code
         retry_hint = f"rate limited: the registry asks to retry after {resp.headers['retry-after']} s" \
             if resp.headers.get("retry-after") else None
+        if retry_hint:
+            retry_hint = shown(retry_hint)
         if errors:
             first = errors[0]
-            code = str(first.get("code", "UNKNOWN"))
-            msg = str(first.get("message", "")).strip()
-            hint = _HINTS.get(code)
-            if code == "TOOMANYREQUESTS" and retry_hint:
+            raw_code = str(first.get("code", "UNKNOWN"))
+            msg = shown(str(first.get("message", "")).strip())
+            hint = _HINTS.get(raw_code)
+            if raw_code == "TOOMANYREQUESTS" and retry_hint:
                 hint = retry_hint
-            return RegistryError(f"{what}: {code}{': ' + msg if msg else ''} (HTTP {status})", errors=errors,
-                                 code=f"registry.{code.lower().replace('_', '-')}", hint=hint, url=url, status=status)
-        snippet = body[:120].decode("utf-8", "replace").strip()
+            # the machine-readable code keeps only [a-z0-9-]: it is chosen by the registry
+            slug = re.sub(r"[^a-z0-9]+", "-", raw_code.lower()).strip("-")[:64] or "unknown"
+            return RegistryError(f"{what}: {shown(raw_code, 80)}{': ' + msg if msg else ''} (HTTP {status})",
+                                 errors=errors, code=f"registry.{slug}", hint=hint, url=url, status=status)
+        snippet = shown(body[:120].decode("utf-8", "replace").strip())
         return RegistryError(f"{what}: HTTP {status}{' ' + snippet if snippet else ''}", code=f"registry.http-{status}",
                              url=url, status=status, hint=retry_hint if status == 429 else None)
 
@@ -590,24 +829,24 @@ class Registry:
         try:
             url = httpx.URL(realm)
         except httpx.InvalidURL:
-            raise PolicyError(f"token realm {realm!r} is not a URL", code="policy.realm") from None
+            raise PolicyError(f"token realm {shown(repr(realm))} is not a URL", code="policy.realm") from None
         if url.scheme not in ("http", "https") or not url.host:
-            raise PolicyError(f"token realm {realm!r} is not an absolute http(s) URL", code="policy.realm")
+            raise PolicyError(f"token realm {shown(repr(realm))} is not an absolute http(s) URL", code="policy.realm")
         if url.scheme == "http" and self.scheme == "https":
-            raise PolicyError(f"https registry names a plain-http token realm {realm!r}; refused",
+            raise PolicyError(f"https registry names a plain-http token realm {shown(repr(realm))}; refused",
                               code="policy.realm-downgrade")
         reg_host = split_host(self.host)[0].lower()
         realm_host = url.host.lower()
         problem = realm_address_problem(realm_host, self.host)
         if problem:
             # SSRF guard: a registry must not make us call 169.254.169.254 & co (ggcr#2243)
-            raise PolicyError(f"token realm {realm!r} points at {problem}; refused (SSRF guard)",
+            raise PolicyError(f"token realm {shown(repr(realm))} points at {problem}; refused (SSRF guard)",
                               code="policy.realm-ssrf")
         if self.has_credentials and realm_host != reg_host \
                 and realm_host not in _REALM_ALLOW.get(reg_host, set()) \
                 and realm_host.split(".")[-2:] != reg_host.split(".")[-2:]:
             raise PolicyError(
-                f"registry {self.host} sends credentials to token realm host {realm_host}; refused",
+                f"registry {self.host} sends credentials to token realm host {shown(realm_host)}; refused",
                 code="policy.realm-host",
                 hint="credentials are only sent to a realm on the registry's own domain; "
                      "use --no-creds for anonymous access")
@@ -718,7 +957,8 @@ class Registry:
 
     def request(self, kind: str, path: str, *, scopes: tuple[str, ...], accept: str | None = None,
                 limit: int = SMALL_LIMIT, what: str = "", method: str = "GET",
-                check: Callable[[httpx.Response, bytes], str | None] | None = None) -> Exchange:
+                check: Callable[[httpx.Response, bytes], str | None] | None = None,
+                limit_flag: str | None = None) -> Exchange:
         """GET (or HEAD) ``path`` on the registry with auth, no redirects; non-2xx raises.
 
         A 401 gets one fresh token (expired or revoked token, or ``insufficient_scope``).
@@ -731,7 +971,8 @@ class Registry:
         while True:
             auth, grant = self._auth(scopes, refresh=refreshed, stale=used)
             used = auth.get("Authorization")
-            resp, body, stamp = self._call(method, url, {**headers, **auth}, limit, check=check)
+            resp, body, stamp = self._call(method, url, {**headers, **auth}, limit, check=check,
+                                           limit_flag=limit_flag)
             if resp.status_code == 401 and not refreshed:
                 new = self._pick(resp)
                 if new is not None and new.scheme == "bearer":
@@ -751,7 +992,7 @@ class Registry:
                     continue
             break
         if 300 <= resp.status_code < 400:
-            raise PolicyError(f"{what or url}: registry redirected to {resp.headers.get('location', '?')}; "
+            raise PolicyError(f"{what or url}: registry redirected to {shown(resp.headers.get('location', '?'))}; "
                               "not followed for manifests and tag lists", code="policy.redirect", url=url,
                               status=resp.status_code)
         if resp.status_code == 401 and not self.has_credentials and grant is not None:
@@ -770,13 +1011,14 @@ class Registry:
         """
         return self.request("manifests", f"/v2/{repository}/manifests/{_path_part(ref)}",
                             scopes=(repository_scope(repository),), accept=accept,
-                            limit=self.max_manifest_size, what=f"{self.host}/{repository}:{ref}", check=check)
+                            limit=self.max_manifest_size, what=f"{self.host}/{repository}:{shown(ref)}", check=check,
+                            limit_flag="--max-manifest-size")
 
     def head_manifest(self, repository: str, ref: str, accept: str) -> Exchange:
         """``HEAD /v2/<name>/manifests/<ref>`` (spec §6.5): headers only."""
         return self.request("manifests", f"/v2/{repository}/manifests/{_path_part(ref)}",
                             scopes=(repository_scope(repository),), accept=accept, method="HEAD",
-                            what=f"{self.host}/{repository}:{ref} (HEAD)")
+                            what=f"{self.host}/{repository}:{shown(ref)} (HEAD)")
 
     def pages(self, kind: str, path: str, *, scopes: tuple[str, ...], what: str, notes: list[str],
               max_pages: int = MAX_PAGES) -> Iterator[Exchange]:
@@ -793,7 +1035,8 @@ class Registry:
         seen = {url}
         last_marker: str | None = None
         for _ in range(max_pages):
-            ex = self.request(kind, url, scopes=scopes, accept="application/json", what=what)
+            ex = self.request(kind, url, scopes=scopes, accept="application/json", what=what,
+                              limit=self.max_list_size, limit_flag="--max-list-size")
             yield ex
             nexts = [t for t, rels in parse_link_header(ex.header_values("link")) if "next" in rels]
             if not nexts:
@@ -801,17 +1044,17 @@ class Registry:
             try:
                 target = httpx.URL(ex.url).join(nexts[0])
             except httpx.InvalidURL:
-                notes.append(f"{what}: Link {nexts[0]!r} is not a URL; paging stopped")
+                notes.append(f"{what}: Link {shown(repr(nexts[0]))} is not a URL; paging stopped")
                 return
             if _origin(target) != home:
-                notes.append(f"{what}: Link to {target.scheme}://{target.host}"
+                notes.append(f"{what}: Link to {shown(target.scheme)}://{shown(target.host)}"
                              f"{':' + str(target.port) if target.port else ''} (another scheme or host) "
                              "not followed; paging stopped (SSRF guard)")
                 return
             nxt = str(target)
             marker = dict(target.params.multi_items()).get("last")
             if nxt in seen or (marker is not None and last_marker is not None and marker <= last_marker):
-                notes.append(f"{what}: pages loop (next page {nxt} seen before or 'last' not increasing); "
+                notes.append(f"{what}: pages loop (next page {shown(nxt)} seen before or 'last' not increasing); "
                              "paging stopped")
                 return
             seen.add(nxt)
@@ -845,7 +1088,7 @@ class Registry:
         home = _origin(httpx.URL(self.base))
         url = first = f"{self.base}/v2/{repository}/blobs/{digest}"
         hops: list[str] = []
-        what = f"{self.host}/{repository}@{digest}"
+        what = f"{self.host}/{repository}@{shown(digest)}"
         refreshed = False
         used: str | None = None
         grant: dict[str, Any] | None = None
@@ -863,9 +1106,21 @@ class Registry:
                 loc = resp.headers.get("location")
                 if not loc:
                     raise FetchError(f"{what}: redirect without Location", code="fetch.redirect", url=url)
-                nxt = target.join(loc)
+                try:
+                    nxt = target.join(loc)
+                except httpx.InvalidURL:
+                    raise PolicyError(f"{what}: redirect to {shown(repr(loc))}, not a URL; refused",
+                                      code="policy.redirect", url=url) from None
+                if nxt.scheme not in ("http", "https"):
+                    raise PolicyError(f"{what}: redirect to an unsupported scheme ({shown(nxt.scheme, 40)}); refused",
+                                      code="policy.redirect-scheme", url=url)
                 if target.scheme == "https" and nxt.scheme != "https":
                     raise PolicyError(f"{what}: redirect from https to {nxt.scheme} refused", code="policy.downgrade")
+                problem = address_problem(nxt.host, self.host)
+                if problem:
+                    # SSRF guard: the same rule as for token realms
+                    raise PolicyError(f"{what}: redirect to {shown(nxt.host)} ({problem}) refused (SSRF guard)",
+                                      code="policy.redirect-ssrf", url=url)
                 url = str(nxt)
                 # storage URLs carry signatures in their query: keep only scheme, host and path
                 hops.append(str(nxt.copy_with(query=None, fragment=None)))
@@ -880,8 +1135,17 @@ class Registry:
         raise FetchError(f"{what}: more than {MAX_REDIRECTS} redirects", code="fetch.redirect", url=url)
 
 
+UNSEGMENTABLE = ("", ".", "..")  # tags no URL path segment can carry (dot segments are removed)
+
+
 def _path_part(ref: str) -> str:
-    """A tag or digest as one URL path segment (a forced odd tag must not add segments)."""
+    """A tag or digest as one URL path segment (a forced odd tag must not add segments).
+
+    ``''``, ``.`` and ``..`` are refused: URL normalisation would fetch another path than
+    the one recorded."""
+    if ref in UNSEGMENTABLE:
+        raise FetchError(f"tag {ref!r} cannot be expressed as a URL path segment; not fetched",
+                         code="fetch.path-segment")
     safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-._~:") else
                    "".join(f"%{b:02X}" for b in ch.encode()) for ch in ref)
     return safe

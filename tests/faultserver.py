@@ -114,6 +114,13 @@ class FaultServer:
         chaos: (seed, rate) - each manifest GET path gets a random fault list first.
         retry_after: value of Retry-After on 429/503.
         slow: seconds to wait between body chunks of manifest answers.
+        trickle: seconds between header lines / body bytes of the ``slow-headers`` and
+            ``slow-body`` faults.
+        blob_location: Location of blob redirects (``{port}`` and ``{digest}`` filled in).
+        digest_header: overrides the Docker-Content-Digest of manifest answers.
+        error_answer: (status, code, message) answered to every manifest GET.
+        short_length: manifest answers announce this many bytes fewer than they send
+            (fault ``short-length``: the rest stays in the kept-alive connection).
     """
 
     repos: dict[str, dict[str, Manifest]] = field(default_factory=dict)
@@ -130,6 +137,10 @@ class FaultServer:
     retry_after: str = "0"
     slow: float = 0.0
     tls: ssl.SSLContext | None = None
+    trickle: float = 0.5
+    blob_location: str | None = None
+    digest_header: str | None = None
+    error_answer: tuple[int, str, str] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -302,7 +313,8 @@ class FaultServer:
                     self._manifest(repo, ref, fault)
                 elif kind == "blobs":
                     self.send_response(307)
-                    self.send_header("Location", f"http://127.0.0.1:{server.blob_port}/storage/{ref}?sig=abc")
+                    where = (server.blob_location or "http://127.0.0.1:{port}/storage/{digest}?sig=abc")
+                    self.send_header("Location", where.format(port=server.blob_port, digest=ref))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 else:
@@ -362,17 +374,35 @@ class FaultServer:
                 self._send(200, json.dumps({**extra, member: page}).encode(), headers)
 
             def _manifest(self, repo: str, ref: str, fault: str | None) -> None:
+                if server.error_answer is not None and self.command == "GET":
+                    status, code, message = server.error_answer
+                    body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+                    self._send(status, body, {"Content-Type": "application/json"})
+                    return
                 doc = server.repos.get(repo, {}).get(ref)
                 if doc is None:
                     doc = next((m for m in server.repos.get(repo, {}).values() if m.digest == ref), None)
                 if doc is None:
                     self._error(404, "MANIFEST_UNKNOWN")
                     return
-                headers = {"Content-Type": doc.content_type, "Docker-Content-Digest": doc.digest,
+                headers = {"Content-Type": doc.content_type,
+                           "Docker-Content-Digest": server.digest_header or doc.digest,
                            "Docker-Distribution-API-Version": "registry/2.0"}
                 body = doc.body
+                if fault == "short-length":
+                    # announce fewer bytes than sent: the tail stays in the kept-alive connection
+                    self.send_response(200)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body) - 40))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    return
                 if fault == "wrongdigest":
                     body = body.replace(b'"schemaVersion": 1', b'"schemaVersion":  1', 1)
+                if fault == "cut":  # a consistent but cut body: Content-Length matches what is sent
+                    body = body[: len(body) // 2]
                 if server.slow and self.command == "GET":
                     self.send_response(200)
                     for k, v in headers.items():
@@ -409,6 +439,37 @@ class FaultServer:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return True
+                if fault == "slow-headers":
+                    # a status line, then one header line per `trickle` seconds, never the end
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                        self.wfile.flush()
+                        for i in range(600):
+                            if server.closing.wait(server.trickle):
+                                break
+                            self.wfile.write(f"X-Slow-{i}: y\r\n".encode())
+                            self.wfile.flush()
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return True
+                if fault == "slow-body":
+                    # complete headers, then one body byte per `trickle` seconds
+                    try:
+                        self.send_response(200)
+                        self.send_header("Content-Type", SIGNED)
+                        self.send_header("Content-Length", "100000")
+                        self.end_headers()
+                        self.wfile.flush()
+                        for _ in range(600):
+                            if server.closing.wait(server.trickle):
+                                break
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                    except OSError:
+                        pass
+                    self.close_connection = True
                     return True
                 if fault in ("endless", "lying-small", "lying-big"):
                     self.send_response(200)

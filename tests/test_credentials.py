@@ -289,3 +289,15 @@ def test_cli_with_helper_and_auth_file(srv: FaultServer, tmp_path: Path, home: d
         p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
     for secret in [PW, IDENT, HELPER_PW, *srv.issued]:
         assert secret not in everything
+
+
+def test_credentials_are_looked_up_per_registry_host_only(srv: FaultServer, tmp_path: Path,
+                                                          home: dict[str, str]) -> None:
+    # documented (docs/fetch.md): a per-repository key alone is not used; the host key is
+    write_json(Path(home["HOME"]) / ".docker/config.json",
+               {"auths": {f"{srv.host}/team/app": {"auth": b64(f"alice:{PW}")}}})
+    summary = fetch([f"{srv.host}/team/app:v1"], FetchOptions(output=tmp_path / "o", plain_http=True, env=home,
+                                                              retries=0))
+    assert summary.credentials == {srv.host: "none (anonymous)"}
+    assert [f.code for f in summary.failed] == ["auth.refused"]
+    assert all(r["authorization"] is None for r in _token_requests(srv))

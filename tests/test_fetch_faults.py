@@ -447,3 +447,301 @@ def test_cli_fetch_names_reference_once_and_prints_summary_once(srv: FaultServer
 def test_cli_fetch_usage_hint_mentions_u_first(tmp_path: Path) -> None:
     proc = run_cli("fetch", "--password-stdin", "--plain-http", "-o", str(tmp_path / "x"), "127.0.0.1:9/a:b")
     assert proc.returncode == 2 and "needs -u USER" in proc.stderr
+
+
+# --- trial defects (regressions) ---
+
+import socket as _socket  # noqa: E402
+
+import httpx  # noqa: E402
+
+from mfkit.errors import FetchError  # noqa: E402
+from mfkit.remote import address_problem, normalize_host, shown  # noqa: E402
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+NUMERIC_METADATA = ["2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "169.254.169.254.", "0"]
+NUMERIC_LOOPBACK = ["127.1", "0x7f.1"]
+
+
+@pytest.fixture
+def no_outside_connection(monkeypatch):
+    """Fail (record) any attempt to resolve or connect to a non-loopback host in this process."""
+    attempts: list[object] = []
+    real_connect, real_resolve = _socket.create_connection, _socket.getaddrinfo
+
+    def connect(address, *args, **kw):
+        if str(address[0]) not in LOOPBACK:
+            attempts.append(address)
+            raise OSError("test: connection to a non-loopback address refused")
+        return real_connect(address, *args, **kw)
+
+    def resolve(host, *args, **kw):
+        if str(host) not in LOOPBACK:
+            attempts.append(host)
+            raise _socket.gaierror("test: resolution of a non-loopback name refused")
+        return real_resolve(host, *args, **kw)
+
+    monkeypatch.setattr(_socket, "create_connection", connect)
+    monkeypatch.setattr(_socket, "getaddrinfo", resolve)
+    yield attempts
+    assert not attempts, f"a connection to a non-loopback address was attempted: {attempts}"
+
+
+@pytest.mark.parametrize("host", NUMERIC_METADATA + NUMERIC_LOOPBACK)
+def test_ssrf_numeric_ipv4_forms_are_normalised(host: str) -> None:
+    assert normalize_host(host) in ("169.254.169.254", "0.0.0.0", "127.0.0.1")
+    assert address_problem(host, "registry.example.test") is not None
+    assert realm_address_problem(host, "registry.example.test") is not None
+    assert normalize_host("cafe.example.") == "cafe.example" and normalize_host("deadbeef") == "deadbeef"
+
+
+def _mock_registry(realm: str | None = None, location: str | None = None) -> tuple[Registry, list[str]]:
+    """A 'public' registry served by httpx.MockTransport: no socket is ever opened."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host != "registry.example.test":
+            return httpx.Response(500)
+        if request.url.path == "/v2/":
+            if realm:
+                return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
+            return httpx.Response(200, json={})
+        if "/blobs/" in request.url.path and location:
+            return httpx.Response(307, headers={"Location": location})
+        return httpx.Response(404)
+
+    reg = Registry("registry.example.test", transport=httpx.MockTransport(handler),
+                   retry=__import__("mfkit.remote", fromlist=["RetryPolicy"]).RetryPolicy(retries=0))
+    return reg, seen
+
+
+@pytest.mark.parametrize("host", NUMERIC_METADATA + NUMERIC_LOOPBACK)
+def test_ssrf_numeric_realm_forms_refused_before_any_connection(host: str, no_outside_connection) -> None:
+    reg, seen = _mock_registry(realm=f"https://{host}/token")
+    with reg, pytest.raises(PolicyError):
+        reg.get_manifest("team/app", "v1", "application/json")
+    assert set(seen) == {"registry.example.test"}
+
+
+@pytest.mark.parametrize("host", NUMERIC_METADATA + NUMERIC_LOOPBACK + ["169.254.169.254", "10.0.0.1"])
+def test_ssrf_blob_redirect_forms_refused_before_any_connection(host: str, no_outside_connection) -> None:
+    reg, seen = _mock_registry(location=f"https://{host}/storage/x")
+    with reg, pytest.raises(PolicyError) as info:
+        reg.get_blob("team/app", "sha256:" + "a" * 64)
+    assert info.value.code in ("policy.redirect-ssrf", "policy.redirect")
+    assert set(seen) == {"registry.example.test"}
+
+
+@pytest.mark.parametrize("host", NUMERIC_METADATA)
+def test_ssrf_numeric_realm_forms_refused_by_fetch(srv: FaultServer, tmp_path: Path, host: str,
+                                                    no_outside_connection) -> None:
+    srv.add("team/app", ["v1"])
+    srv.realm = f"http://{host}/token"
+    summary = fetch([f"{srv.host}/team/app:v1"], opts(tmp_path))
+    [failed] = summary.failed
+    assert failed.code.startswith("policy.realm"), failed
+
+
+@pytest.mark.parametrize("host", NUMERIC_METADATA)
+def test_ssrf_blob_redirect_refused_by_fetch(srv: FaultServer, tmp_path: Path, host: str,
+                                             no_outside_connection) -> None:
+    _schema2(srv)
+    srv.blob_location = f"http://{host}/storage/{{digest}}"
+    summary = fetch([f"{srv.host}/team/s2:v1"], opts(tmp_path))
+    [failed] = summary.failed
+    assert failed.code in ("policy.redirect-ssrf", "policy.redirect"), failed
+    assert not srv.blob_requests
+
+
+def _schema2(srv: FaultServer) -> str:
+    config = b'{"architecture":"amd64","os":"linux"}'
+    cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    srv.blobs[cfg_digest] = config
+    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                                  "size": len(config), "digest": cfg_digest}, "layers": []}).encode()
+    srv.repos["team/s2"] = {"v1": Manifest(body, "sha256:" + hashlib.sha256(body).hexdigest(),
+                                           "application/vnd.docker.distribution.manifest.v2+json")}
+    return cfg_digest
+
+
+@pytest.mark.parametrize("fault", ["slow-headers", "slow-body"])
+def test_slow_registry_ends_with_timeout_within_the_deadline(srv: FaultServer, tmp_path: Path, fault: str) -> None:
+    srv.add("team/app", ["v1"])
+    srv.plan("/v2/team/app/manifests/v1", [fault])
+    proc = run_cli("fetch", "--creds", USER, "--password-stdin", "--plain-http", "--timeout", "2", "--retries", "0",
+                   "-o", str(tmp_path / "o"), f"{srv.host}/team/app:v1", stdin=PASSWORD + "\n",
+                   env={"HOME": str(tmp_path)}, timeout=60)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "timed out" in proc.stdout and "total time budget" in proc.stdout
+
+
+def test_sigint_during_slow_headers_exits_130_promptly(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    srv.plan("/v2/team/app/manifests/v1", ["slow-headers"])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mfkit", "fetch", "--creds", USER, "--password-stdin", "--plain-http",
+         "--retries", "0", "-o", str(out), f"{srv.host}/team/app:v1"],  # default timeouts: budget 150 s
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    assert proc.stdin is not None
+    proc.stdin.write(PASSWORD.encode() + b"\n")
+    proc.stdin.close()
+    proc.stdin = None
+    for _ in range(600):  # until the slow manifest GET is under way (bounded)
+        if any(r["path"] == "/v2/team/app/manifests/v1" and r["method"] == "GET" for r in srv.requests) \
+                or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)  # the failure condition: not a timing assertion
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    TEXTS.extend([stdout.decode(), stderr.decode()])
+    assert proc.returncode == 130, stderr.decode()
+    assert b"Traceback" not in stderr
+    assert not list(out.rglob(".tmp-*"))
+
+
+HOSTILE_CODE = "\x1b]0;pwned\x07DENIED\u202e"
+HOSTILE_MESSAGE = "m\n\rFAKE: fetched ok " + "Z" * 500000
+
+
+def _assert_safe(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text and "\r" not in text
+    assert not any(line.startswith("FAKE") for line in text.splitlines())
+    assert "Z" * 400 not in text
+
+
+def test_registry_error_text_is_escaped_and_capped(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    srv.error_answer = (403, HOSTILE_CODE, HOSTILE_MESSAGE)
+    for extra in ([], ["--json"]):
+        proc = run_cli("fetch", "--creds", USER, "--password-stdin", "--plain-http", *extra,
+                       "-o", str(tmp_path / f"o{len(extra)}"), f"{srv.host}/team/app:v1", stdin=PASSWORD + "\n",
+                       env={"HOME": str(tmp_path)})
+        assert proc.returncode == 3
+        _assert_safe(proc.stdout)
+        _assert_safe(proc.stderr)
+        assert len(proc.stdout) < 20000 and len(proc.stderr) < 20000
+        assert "bytes more" in proc.stdout
+        if extra:
+            [failed] = json.loads(proc.stdout)["failed"]
+            assert set(failed["code"]) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-"), failed["code"]
+            _assert_safe(failed["reason"])
+    assert shown("a" * 400).endswith("\u2026 (100 bytes more)")
+
+
+def test_registry_tags_with_control_characters_are_escaped(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    srv.tag_list["team/app"] = ["v1", "bad\nFAKE: fetched ok", "x\x1b[2J\u202e", "v1\rFAKE"]
+    for extra in ([], ["--force"]):
+        proc = run_cli("fetch", "--creds", USER, "--password-stdin", "--plain-http", "--all-tags", "--retries", "0",
+                       *extra, "-o", str(tmp_path / f"o{len(extra)}"), f"{srv.host}/team/app",
+                       stdin=PASSWORD + "\n", env={"HOME": str(tmp_path)})
+        _assert_safe(proc.stdout)
+        _assert_safe(proc.stderr)
+        assert "\\x0a" in proc.stdout or "\\n" in proc.stdout
+
+
+def test_unusable_docker_content_digest_is_a_warning(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    srv.digest_header = "md5:abc"
+    summary = fetch([f"{srv.host}/team/app:v1"], opts(tmp_path))
+    assert not summary.failed and summary.exit_code == 0
+    assert any("registry sent an unusable Docker-Content-Digest 'md5:abc'" in w for w in summary.warnings)
+    assert summary.counts()["warnings"] == 1 and summary.counts()["manifests"] == 1
+
+
+def test_wrong_well_formed_docker_content_digest_still_fails(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    srv.digest_header = "sha256:" + "0" * 64
+    summary = fetch([f"{srv.host}/team/app:v1"], opts(tmp_path, retries=1))
+    assert [f.code for f in summary.failed] == ["fetch.digest-mismatch"]
+
+
+def test_token_sidecars_record_their_own_repository(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("k8s/nginx", ["1.9"])
+    srv.add("mfkit/schema1", ["es256"])
+    a, b = f"{srv.host}/k8s/nginx:1.9", f"{srv.host}/mfkit/schema1:es256"
+    summary = fetch([a, b], opts(tmp_path, concurrency=2))
+    assert not summary.failed
+    for repo, given in (("k8s/nginx", a), ("mfkit/schema1", b)):
+        records = metas(capture_dir(tmp_path, srv.host, repo, "token", None))
+        assert records and all(m["reference_input"] == given for m in records), records
+
+
+def test_tag_list_over_1_mib_is_read_and_the_cap_names_its_flag(srv: FaultServer, tmp_path: Path) -> None:
+    tags = [f"tag-{i:07d}-{'x' * 40}" for i in range(140000)]  # about 7 MB in one page
+    srv.tag_list["team/app"] = tags
+    with Registry(srv.host, username=USER, password=PASSWORD, plain_http=True) as reg:
+        [page] = list(reg.list_tags("team/app"))
+        assert len(page.body) > 7_000_000 and json.loads(page.body)["tags"] == tags
+    with Registry(srv.host, username=USER, password=PASSWORD, plain_http=True, max_list_size=1 << 20) as reg:
+        with pytest.raises(FetchError) as info:
+            list(reg.list_tags("team/app"))
+    assert info.value.code == "fetch.too-large" and "--max-list-size" in (info.value.hint or "")
+
+
+def test_force_never_fetches_dot_and_empty_tags(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    srv.tag_list["team/app"] = ["v1", ".", "..", ""]
+    summary = fetch([f"{srv.host}/team/app"], opts(tmp_path, all_tags=True, force=True))
+    assert not summary.failed, summary.failed
+    odd = [r for r, why in summary.skipped if why == "cannot be expressed as a URL path segment"]
+    assert len(odd) == 3
+    paths = [r["path"] for r in srv.requests if "/manifests/" in r["path"]]
+    assert set(paths) == {"/v2/team/app/manifests/v1"}
+    folder = capture_dir(tmp_path, srv.host, "team/app", "manifests", None)
+    assert sorted(p.name for p in folder.iterdir()) == [capture_dir(tmp_path, srv.host, "team/app", "manifests",
+                                                                    "v1").name]
+
+
+def test_output_that_is_a_file_is_a_usage_error(srv: FaultServer, tmp_path: Path) -> None:
+    srv.add("team/app", ["v1"])
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "sub"):
+        proc = run_cli("fetch", "--creds", USER, "--password-stdin", "--plain-http", "-o", str(out),
+                       f"{srv.host}/team/app:v1", stdin=PASSWORD + "\n", env={"HOME": str(tmp_path)})
+        assert proc.returncode == 2, proc.stderr
+        assert "-o" in proc.stderr
+    assert not srv.requests
+
+
+def test_short_content_length_does_not_poison_the_retry(srv: FaultServer, tmp_path: Path) -> None:
+    _schema2(srv)  # plain sha256 of the bytes: a short body is a digest mismatch
+    srv.plan("/v2/team/s2/manifests/v1", ["short-length"])
+    summary = fetch([f"{srv.host}/team/s2:v1"], opts(tmp_path, retries=2))
+    assert not summary.failed, summary.failed
+    assert summary.retries == 1
+    [manifest] = [f for f in summary.fetched if f.kind == "manifests"]
+    assert manifest.digest == srv.repos["team/s2"]["v1"].digest
+
+
+def test_blob_redirect_to_an_unsupported_scheme_is_not_retried(srv: FaultServer, tmp_path: Path) -> None:
+    _schema2(srv)
+    srv.blob_location = "ftp://127.0.0.1/storage/{digest}"
+    summary = fetch([f"{srv.host}/team/s2:v1"], opts(tmp_path))
+    [failed] = summary.failed
+    assert failed.code == "policy.redirect-scheme" and "redirect to an unsupported scheme" in failed.reason
+    assert summary.retries == 0
+
+
+def test_signed_schema1_cut_short_with_a_matching_length_is_retried_never_saved(srv, tmp_path) -> None:
+    """A body cut short but with a matching Content-Length: only the digest check can tell."""
+    good = srv.add("team/app", ["v1"])["v1"]
+    srv.plan("/v2/team/app/manifests/v1", ["cut"])
+    summary = fetch([f"{srv.host}/team/app:v1"], opts(tmp_path / "once"))
+    assert [f.digest for f in summary.fetched if f.kind == "manifests"] == [good.digest]
+    assert summary.retries >= 1
+    srv.plan("/v2/team/app/manifests/v1", ["cut"] * 20)
+    summary = fetch([f"{srv.host}/team/app:v1"], opts(tmp_path / "always", retries=2))
+    assert not [f for f in summary.fetched if f.kind == "manifests"] and summary.failed
+    assert not list(manifest_dir(tmp_path / "always", srv, "team/app", "v1").glob("*.body"))
