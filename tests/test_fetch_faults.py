@@ -243,14 +243,7 @@ def test_catalog_with_all_tags(srv: FaultServer, tmp_path: Path) -> None:
 
 
 def test_blob_redirect_to_another_port_gets_no_credentials(srv: FaultServer, tmp_path: Path) -> None:
-    config = b'{"architecture":"amd64","os":"linux"}'
-    cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-    srv.blobs[cfg_digest] = config
-    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                       "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                                  "size": len(config), "digest": cfg_digest}, "layers": []}).encode()
-    srv.repos["team/s2"] = {"v1": Manifest(body, "sha256:" + hashlib.sha256(body).hexdigest(),
-                                           "application/vnd.docker.distribution.manifest.v2+json")}
+    cfg_digest = _schema2(srv)
     summary = fetch([f"{srv.host}/team/s2:v1"], opts(tmp_path))
     assert not summary.failed, summary.failed
     [blob_req] = srv.blob_requests
