@@ -100,3 +100,13 @@ def test_cli_prints_verified_signature_digests_and_chain():
     assert BODY in out
     assert "chain: ok, 8 entries" in out
     assert "eyJ0eXAi" not in out and "REDACTED-PASSWORD" not in out
+
+
+def test_libtrust_producer_fingerprint_matches_real_headers_not_the_22_char_prefix(corpus):
+    # The 22nd base64url character carries the first digit of formatLength: "j", never "i".
+    [_, man] = mfkit.load(str(FIXTURES / "seed" / "harbor-k8s-nginx-1.9.http"))
+    raw = man.response.body
+    assert b'"protected": "eyJmb3JtYXRMZW5ndGgiOj' in raw
+    assert "jws.non-canonical-layout" not in {f.code for f in man.findings}
+    for doc in mfkit.load(str(corpus / "libtrust-sample" / "signed")):
+        assert "jws.non-canonical-layout" not in {f.code for f in doc.findings}, doc.source

@@ -322,7 +322,7 @@ def _open(raw: bytes, sigs: Any, sig_offset: int | None, verify: bool = True) ->
 
 
 # libtrust marshals the protected header from a Go map: sorted keys, no spaces (spec §1.2).
-# (Compare decoded bytes: only the first 21 base64url characters are fixed, not 22.)
+# (Compare decoded bytes: the 22-character base64url prefix in spec §1.2 ends in "i", real headers in "j".)
 _LIBTRUST_PROTECTED = re.compile(rb'\{"formatLength":\d+,"formatTail":"[A-Za-z0-9_-]*","time":"[^"]*"\}')
 
 
