@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import shlex
 from collections.abc import Sequence
 from typing import Any

@@ -11,7 +11,6 @@ import datetime
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
