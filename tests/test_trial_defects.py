@@ -181,3 +181,11 @@ def test_api_takes_paths_one_by_one_or_as_a_list(tmp_path):
     assert len(mfkit.history(both)) == 2
     with pytest.raises(TypeError):
         mfkit.load(mfkit.load(both[0])[0])
+
+
+def test_case_folded_keys_inside_fslayers_and_history_items():
+    doc = {"schemaVersion": 1, "fsLayers": [{"BlobSum": blob(1)}],
+           "history": [{"V1COMPATIBILITY": json.dumps({"id": "b" * 64})}]}
+    found = {(f.code, f.where) for f in mfkit.analyze_bytes(json.dumps(doc).encode()).findings}
+    assert ("json.case-fold-key", "$.fsLayers[0].BlobSum") in found
+    assert ("json.case-fold-key", "$.history[0].V1COMPATIBILITY") in found

@@ -228,6 +228,11 @@ def _str(value: Any) -> str | None:
 
 
 def _entry(i: int, blob: Any, hist: Any, findings: list[Finding]) -> HistoryEntry:
+    # Go also matches "BlobSum" / "V1COMPATIBILITY" here (spec §2.3): say so when it happens.
+    if isinstance(blob, dict) and blob.keys() != {"blobSum"}:
+        findings.extend(fold_findings(blob, ("blobSum",), f"$.fsLayers[{i}]"))
+    if isinstance(hist, dict) and hist.keys() != {"v1Compatibility"}:
+        findings.extend(fold_findings(hist, ("v1Compatibility",), f"$.history[{i}]"))
     blob_sum = _str(blob.get("blobSum")) if isinstance(blob, dict) else None
     if blob is not None and not valid_digest(blob_sum):
         findings.append(Finding("manifest.invalid-blobsum", "error",
