@@ -21,8 +21,10 @@ from .cli import app
 from .core.credentials import parse_creds_flag
 from .core.printable import printable
 from .errors import MfkitError, UsageError
-from .fetch import FetchOptions, Progress, fetch, parse_accept
-from .remote import LIST_LIMIT, MANIFEST_LIMIT, MAX_PAGES
+from .limits import LIST_FETCH_LIMIT as LIST_LIMIT
+from .limits import MANIFEST_FETCH_LIMIT as MANIFEST_LIMIT
+from .limits import MAX_PAGES
+from .progress import Progress
 
 __all__ = ["fetch_cmd"]
 
@@ -68,7 +70,7 @@ class _Lines(Progress):
     def message(self, text: str) -> None:
         if self.summary_on_stdout and text.startswith(_IN_SUMMARY):
             return
-        typer.echo(f"mfkit: {printable(text)}", err=True)
+        self._line(f"mfkit: {printable(text)}")
 
     def start(self, total: int) -> None:
         self.total = total
@@ -76,7 +78,17 @@ class _Lines(Progress):
     def advance(self, label: str, outcome: str) -> None:
         self.done += 1
         if self.total > 1:
-            typer.echo(f"mfkit: [{self.done}/{self.total}] {outcome} {printable(label)}", err=True)
+            self._line(f"mfkit: [{self.done}/{self.total}] {outcome} {printable(label)}")
+
+    @staticmethod
+    def _line(text: str) -> None:
+        # A plain write: typer.echo probes the terminal on every call, which costs more
+        # than the fetch itself on a 500-tag run.
+        try:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 class _Bar(Progress):
@@ -177,6 +189,8 @@ def fetch_cmd(
                                                        help="alias of --jobs")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
 ) -> None:
+    from .fetch import FetchOptions, fetch, parse_accept  # the network stack loads only for `fetch`
+
     progress: Progress = _Lines(summary_on_stdout=not json_out)
     try:
         if creds is not None and username is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import capture
-from .analysis.document import analyze
+from .progress import Progress
 from .core.credentials import Credentials
 from .core.jws import signed_payload
 from .core.reference import Reference, is_valid_tag, parse_reference, parse_repository
@@ -261,19 +261,6 @@ class FetchSummary:
 
 
 FLAG_CREDENTIALS = "-u/--password-stdin"  # credentials source name for the command-line flags
-
-
-class Progress:
-    """Where a run reports progress. The default does nothing; the CLI draws a bar or lines."""
-
-    def message(self, text: str) -> None:
-        """A one-line note (retries, warnings, failures)."""
-
-    def start(self, total: int) -> None:
-        """``total`` manifests are about to be fetched."""
-
-    def advance(self, label: str, outcome: str) -> None:
-        """One of them is done: ``outcome`` is ``fetched``, ``skipped`` or ``failed``."""
 
 
 class _Lines(Progress):
@@ -579,6 +566,8 @@ class _Run:
                 continue  # altered or half-written: fetch again
             if resp.status != 200:
                 continue
+            from .analysis.document import analyze  # only a resumed run reads old captures back
+
             return analyze(resp).digests.registry
         return None
 

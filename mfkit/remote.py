@@ -66,7 +66,8 @@ from .core.auth import (
 )
 from .core.printable import printable
 from .core.reference import DOCKER_HUB_API, is_loopback, repository_scope, split_host
-from .limits import MANIFEST_FETCH_LIMIT
+from .limits import LIST_FETCH_LIMIT, MANIFEST_FETCH_LIMIT
+from .limits import MAX_PAGES as MAX_PAGES_DEFAULT
 from .errors import AuthError, FetchError, PolicyError, RegistryError, UsageError
 
 __all__ = [
@@ -92,12 +93,12 @@ __all__ = [
 MANIFEST_LIMIT = MANIFEST_FETCH_LIMIT  # spec §6.6
 SMALL_LIMIT = 1 << 20  # token and error bodies (spec §6.6)
 BLOB_LIMIT = 16 << 20  # image configs
-LIST_LIMIT = 32 << 20  # one tag-list or catalog page (--max-list-size)
+LIST_LIMIT = LIST_FETCH_LIMIT  # one tag-list or catalog page (--max-list-size)
 FIELD_CAP = 300  # characters of one registry-controlled text field shown to people
 TOTAL_FACTOR = 4  # default total budget of one attempt: connect timeout + 4 x read timeout
 TOKEN_TIMEOUT = 15.0  # spec §5.10 rule 6
 MAX_REDIRECTS = 5
-MAX_PAGES = 1000  # spec §6.3: cap total pages
+MAX_PAGES = MAX_PAGES_DEFAULT  # spec §6.3: cap total pages
 USER_AGENT = "mfkit/0.1"
 CLIENT_ID = "mfkit"  # OAuth2 client_id (spec §5.6)
 RETRY_STATUS = {429, 502, 503, 504}
