@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import capture
+from .core.http import media_type
 from .progress import Progress
 from .core.credentials import Credentials
 from .core.jws import signed_payload
@@ -285,16 +286,12 @@ def registry_digest(body: bytes, media_type: str | None) -> tuple[str, list[str]
     return "sha256:" + hashlib.sha256(body).hexdigest(), []
 
 
-def _content_type(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
-
-
 def _media_type(ex: Exchange, doc: Any) -> str | None:
     return _detect_type(ex.header("content-type"), doc)
 
 
 def _detect_type(content_type: str | None, doc: Any) -> str | None:
-    ct = _content_type(content_type)
+    ct = media_type(content_type) or ""
     if ct and ct not in (LEGACY_JSON, "text/plain", "application/octet-stream"):
         return ct
     if isinstance(doc, dict):  # spec §6.4 fallback detection
@@ -311,7 +308,7 @@ def _detect_type(content_type: str | None, doc: Any) -> str | None:
 
 
 def _guess_type(content_type: str | None, body: bytes) -> str | None:
-    ct = _content_type(content_type)
+    ct = media_type(content_type) or ""
     if ct and ct not in (LEGACY_JSON, "text/plain", "application/octet-stream"):
         return ct
     try:

@@ -18,6 +18,7 @@ from ..core.http import Response
 from ..core.jsonstrict import JSONError, loads_strict
 from ..core.jws import Envelope, open_envelope, open_envelope_fast
 from ..core.manifest import Descriptor, Schema1Manifest, detect_kind, parse_descriptors, parse_schema1
+from ..core.timefmt import parse_datetime as _parse_time
 from ..core.trust import TrustDecision, TrustPolicy, decide
 from .chain import ChainResult, build_chain
 from .layers import LayerStats, layer_stats
@@ -352,21 +353,6 @@ def _token_grant(parsed: Any, findings: list[Finding]) -> dict | None:
 
 _SKEW = dt.timedelta(minutes=5)
 _MANIFEST_URL = re.compile(r"/v2/(.+)/manifests/([^/?#]+)")
-
-
-def _parse_time(text: str | None) -> dt.datetime | None:
-    if not text or not isinstance(text, str):
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        # RFC 3339 with nanoseconds (Docker's created): keep microseconds.
-        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text.strip())
-        if not m:
-            return None
-        frac = (m.group(2) or ".0")[:7]
-        value = dt.datetime.fromisoformat(m.group(1) + frac + (m.group(3) or "Z").replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _time_findings(env: Envelope, manifest: Schema1Manifest | None, reference: dt.datetime | None,

@@ -10,13 +10,13 @@ Pure: the config blob, when there is one, is passed in as bytes.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..core.findings import SEVERITY_ORDER, Finding
 from ..core.jsonstrict import JSONError, loads_strict
+from ..core.timefmt import parse_ns as parse_time
 from .document import Analysis, sha256_digest
 from .layers import EMPTY_BLOBS
 
@@ -24,33 +24,6 @@ __all__ = ["HistoryRow", "History", "TimelineEvent", "build_history", "parse_tim
 
 HISTORY_KINDS = ("schema1-signed", "schema1-unsigned", "schema2", "oci-manifest", "image-config")
 MISSING = "<missing>"  # what docker history shows for a step without an image id
-
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?"
-                      r"([Zz]|[+-]\d{2}:?\d{2})?")
-
-
-def parse_time(text: str | None) -> int | None:
-    """RFC 3339 time (nanosecond fractions allowed) -> integer nanoseconds since the epoch.
-
-    A time without a zone is read as UTC.  Returns None for anything unreadable.
-    """
-    if not isinstance(text, str):
-        return None
-    m = _RFC3339.fullmatch(text.strip())
-    if not m:
-        return None
-    y, mo, d, h, mi, s, frac, zone = m.groups()
-    tz = dt.timezone.utc
-    if zone and zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    try:
-        stamp = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
-    except ValueError:
-        return None
-    return int(stamp.timestamp()) * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
-
 
 def _http_date(text: str | None) -> int | None:
     if not text:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..errors import AuthError
+from .timefmt import parse_datetime
 
 __all__ = [
     "Challenge",
@@ -175,10 +176,8 @@ class TokenResponse:
 
 
 def _parse_time(text: str) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except (ValueError, TypeError):
-        return None
+    when = parse_datetime(text)
+    return when.timestamp() if when is not None else None
 
 
 def parse_token_response(body: bytes, *, now: float) -> TokenResponse:

@@ -121,6 +121,16 @@ def decode_auth_field(value: str) -> tuple[str, str]:
     return user, password.rstrip("\x00")
 
 
+def _json_object(data: bytes, not_json: str, not_object: str) -> dict:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise CredentialsFormatError(not_json) from None
+    if not isinstance(doc, dict):
+        raise CredentialsFormatError(not_object)
+    return doc
+
+
 def parse_auth_file(data: bytes) -> AuthFile:
     """Parse a containers ``auth.json`` or a docker ``config.json``.
 
@@ -132,12 +142,7 @@ def parse_auth_file(data: bytes) -> AuthFile:
     """
     if not data.strip():
         return AuthFile()
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise CredentialsFormatError("not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise CredentialsFormatError("not a JSON object")
+    doc = _json_object(data, "not valid JSON", "not a JSON object")
     auths = doc.get("auths")
     auths = {} if auths is None else auths
     if not isinstance(auths, dict):
@@ -181,12 +186,8 @@ def parse_helper_output(data: bytes, source: str) -> Credentials:
     Raises:
         CredentialsFormatError: not JSON, or no Secret.
     """
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise CredentialsFormatError("the helper answered something that is not JSON") from None
-    if not isinstance(doc, dict):
-        raise CredentialsFormatError("the helper answer is not a JSON object")
+    doc = _json_object(data, "the helper answered something that is not JSON",
+                       "the helper answer is not a JSON object")
     user, secret = doc.get("Username"), doc.get("Secret")
     if not isinstance(secret, str) or not secret:
         raise CredentialsFormatError("the helper answer has no Secret")

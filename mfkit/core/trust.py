@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from .keys import KeyError_, describe_key, key_from_jwk
+from .timefmt import parse_datetime as _parse_time
 
 __all__ = ["TrustPolicy", "TrustDecision", "ChainCheck", "KEY_ID", "parse_trust_keys", "parse_roots", "decide"]
 
@@ -155,16 +156,6 @@ def _pem_blocks(data: bytes) -> list[bytes]:
                 out.append(b"".join(cur))
                 cur = []
     return out
-
-
-def _parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _check_chain(certs: tuple, roots: tuple[x509.Certificate, ...], when: dt.datetime) -> ChainCheck:
